@@ -1,0 +1,3 @@
+from roboreward.cli import app
+
+app()

@@ -1,0 +1,98 @@
+"""Data types shared across the pipeline: episodes, dataset rows, reward outputs, the scorer protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+#: How an example was derived from its episode.
+Kind = Literal["original", "counterfactual", "clipped", "paraphrase"]
+KINDS: tuple[str, ...] = ("original", "counterfactual", "clipped", "paraphrase")
+
+#: A video given to a scorer: a file path, raw mp4 bytes, or frames (T, H, W, 3) uint8.
+VideoInput = str | Path | bytes | np.ndarray | Sequence[np.ndarray]
+
+
+@dataclass
+class Episode:
+    """One robot episode as yielded by a source reader.
+
+    ``video`` is either a path to an encoded video file or a uint8 array of frames (T, H, W, 3);
+    ``label`` is the 1-5 progress label when the source provides one (OXE successes: 5).
+    """
+
+    id: str
+    source: str
+    instruction: str
+    video: str | Path | np.ndarray
+    label: int | None = None
+    embodiment: str = ""
+    fps: float = 10.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Example:
+    """One row of a RoboReward split (``<split>/metadata.jsonl``).
+
+    ``file_name`` is relative to the split folder and its first part names the source subset, e.g.
+    ``robo_arena/<...>.mp4``; ``task`` is the instruction and ``reward`` the 1-5 label, as in the public
+    release ``teetone/RoboReward``. The other fields are our extra columns.
+    """
+
+    file_name: str
+    task: str
+    reward: int
+    episode_id: str = ""
+    source: str = ""
+    embodiment: str = ""
+    kind: str = "original"
+    original_instruction: str = ""
+    clip_fraction: float | None = None
+    failure_mode: str | None = None
+    validator_answer: str | None = None
+    label_check: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        """The JSON row written to metadata.jsonl (stable key order)."""
+        return asdict(self)
+
+
+@dataclass
+class RewardOutput:
+    """A reward model's answer for one (video, instruction).
+
+    ``score`` is the argmax over 1..5 (or the parsed answer of a text-only API), ``probs`` the distribution
+    over 1..5 (sums to 1; ``None`` when the scorer has no distribution), ``expected`` E[score] under probs.
+    ``raw_text`` keeps a generated answer; ``parsed`` is False when an answer could not be parsed.
+    """
+
+    score: int
+    probs: list[float] | None = None
+    expected: float | None = None
+    raw_text: str | None = None
+    parsed: bool = True
+
+    @property
+    def progress(self) -> float:
+        """Expected progress rescaled to [0, 1] ((E[score] - 1) / 4; falls back to the score)."""
+        value = self.expected if self.expected is not None else float(self.score)
+        return (value - 1.0) / 4.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that scores (video, instruction) pairs: local models, API models, fakes in tests."""
+
+    name: str
+
+    def score(self, video: VideoInput, instruction: str) -> RewardOutput: ...
+
+    def score_batch(self, videos: Sequence[VideoInput], instructions: Sequence[str]) -> list[RewardOutput]: ...

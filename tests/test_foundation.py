@@ -1,0 +1,141 @@
+"""The shared pieces: rubric/prompt, answer parsing, video I/O, released-layout reading, tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_frames
+
+from roboreward.dataset_io import DatasetFormatError, read_split, safe_join, subset_of
+from roboreward.rubric import answer_text, check_score, parse_answer, progress_to_label, reward_prompt
+from roboreward.video import VideoDecodeError, probe, read_video, sample_indices, write_video
+
+
+def test_prompt_matches_released_model_card():
+    text = reward_prompt("pick up the {red} cup")
+    assert text.startswith(
+        "Given the task, assign a discrete progress score reward (1,2,3,4,5) for the robot "
+        "in the video in the format: ANSWER: <score>\n"
+    )
+    assert "5 - Perfect Completion: Final state satisfies all requirements.\n\nTask: pick up the {red} cup" in text
+    assert text.endswith("Task: pick up the {red} cup")
+    with pytest.raises(ValueError, match="empty"):
+        reward_prompt("   ")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ANSWER: 4", 4),
+        ("answer:3", 3),
+        ("The format is ANSWER: <score>. ANSWER: 2", 2),
+        ("5", 5),
+        ("  3 because", 3),
+        ("I think it's 6", None),
+        ("", None),
+        (None, None),
+        ("Answer: 9", None),
+    ],
+)
+def test_parse_answer_helm_style(text, expected):
+    assert parse_answer(text) == expected
+
+
+def test_check_score_and_answer_text():
+    assert check_score(3.0) == 3 and answer_text(5) == "ANSWER: 5"
+    for bad in (0, 6, 2.5, float("nan"), "x", None):
+        with pytest.raises(ValueError, match="reward"):
+            check_score(bad)
+
+
+def test_progress_bins():
+    assert [progress_to_label(p) for p in (0, 19.9, 20, 45, 60, 79, 80, 100)] == [1, 1, 2, 3, 4, 4, 5, 5]
+    assert progress_to_label(50, bins=(10, 20, 30, 90)) == 4
+    with pytest.raises(ValueError, match="outside 0-100"):
+        progress_to_label(101)
+
+
+def test_sample_indices_uniform_ends_on_last_frame():
+    assert sample_indices(100, 10, num_frames=5) == [0, 25, 50, 74, 99]
+    assert sample_indices(100, 10, fps=1.0, max_frames=32) == [int(round(x)) for x in np.linspace(0, 99, 10)]
+    assert sample_indices(3, 10, num_frames=None, max_frames=8, min_frames=4) == [0, 1, 1, 2]
+    with pytest.raises(ValueError, match="not both"):
+        sample_indices(10, 10, num_frames=2, fps=1)
+
+
+def test_video_roundtrip(tmp_path):
+    frames = make_frames(20)
+    path = write_video(tmp_path / "a" / "v.mp4", frames, fps=10)
+    info = probe(path)
+    assert (info.num_frames, info.width, info.height) == (20, 96, 64) and info.fps == pytest.approx(10)
+    sampled = read_video(path, num_frames=4)
+    assert sampled.frames.shape == (4, 64, 96, 3) and sampled.indices == [0, 6, 13, 19]
+    # the moving square is where it should be in the last frame (lossy codec: loose tolerance)
+    assert np.abs(sampled.frames[-1].astype(int) - frames[19].astype(int)).mean() < 8
+    assert read_video(path.read_bytes(), num_frames=2).frames.shape[0] == 2
+
+
+def test_bad_videos_raise_clear_errors(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 10)
+    for name, msg in [("empty.mp4", "empty"), ("junk.mp4", "junk.mp4"), ("missing.mp4", "no such")]:
+        with pytest.raises(VideoDecodeError, match=msg):
+            read_video(tmp_path / name)
+    with pytest.raises(VideoDecodeError, match="no frames"):
+        read_video(np.zeros((0, 8, 8, 3), np.uint8))
+
+
+def _write_release(root, rows):
+    (root / "test").mkdir(parents=True, exist_ok=True)
+    with open(root / "test" / "metadata.jsonl", "w") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+
+
+def test_read_released_layout(tmp_path):
+    write_video(tmp_path / "test" / "robo_arena" / "a.mp4", make_frames(4), fps=10)
+    _write_release(
+        tmp_path, [{"file_name": "robo_arena/a.mp4", "task": "open drawer", "reward": 3, "gpt5_mini_check": "ok"}]
+    )
+    (row,) = read_split(tmp_path, "test")
+    assert row.subset == "robo_arena" and row.reward == 3 and row.video_path.is_file()
+    assert row.data["gpt5_mini_check"] == "ok"
+    assert subset_of("bridge/x/y.mp4") == "bridge"
+
+
+@pytest.mark.parametrize(
+    ("row", "msg"),
+    [
+        ({"file_name": "../../etc/passwd", "task": "t", "reward": 1}, "escapes"),
+        ({"file_name": "/etc/passwd", "task": "t", "reward": 1}, "absolute"),
+        ({"file_name": "x/a.mp4", "task": "t", "reward": 7}, "outside 1..5"),
+        ({"file_name": "x/a.mp4", "reward": 2}, "missing required column"),
+        ({"file_name": "x/missing.mp4", "task": "t", "reward": 2}, "not found"),
+    ],
+)
+def test_read_split_rejects_bad_rows(tmp_path, row, msg):
+    _write_release(tmp_path, [row])
+    with pytest.raises(DatasetFormatError, match=msg) as info:
+        read_split(tmp_path, "test")
+    assert "metadata.jsonl:1" in str(info.value)
+    with pytest.raises(DatasetFormatError, match="escapes"):
+        safe_join(tmp_path, "a/../../b")
+
+
+def test_tiny_models_use_real_qwen_vocabulary(tiny_qwen3_vl):
+    from transformers import AutoConfig, AutoProcessor
+
+    proc = AutoProcessor.from_pretrained(tiny_qwen3_vl)
+    tok = proc.tokenizer
+    assert tok.convert_tokens_to_ids(["<|im_start|>", "<|vision_start|>", "<|image_pad|>", "<|video_pad|>"]) == [
+        151644,
+        151652,
+        151655,
+        151656,
+    ]
+    ids = tok("ANSWER: 4", add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == "ANSWER: 4" and len(ids) < 6
+    assert AutoConfig.from_pretrained(tiny_qwen3_vl).model_type == "qwen3_vl"
+    assert (tiny_qwen3_vl / "model.safetensors").is_file()
