@@ -96,3 +96,19 @@ class Scorer(Protocol):
     def score(self, video: VideoInput, instruction: str) -> RewardOutput: ...
 
     def score_batch(self, videos: Sequence[VideoInput], instructions: Sequence[str]) -> list[RewardOutput]: ...
+
+
+@dataclass
+class RelabelResult:
+    """What relabeling produced for one episode (see :mod:`roboreward.relabel`).
+
+    ``instruction`` is the rewritten (cleaned) instruction for the episode's own rows; ``examples`` are the
+    derived rows (kinds ``counterfactual`` / ``paraphrase``) whose ``file_name`` the builder fills in;
+    ``skipped`` holds the reasons for anything given up on (written to the build report); ``calls`` counts
+    LM calls actually made (cache hits excluded).
+    """
+
+    instruction: str
+    examples: list[Example] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    calls: int = 0
