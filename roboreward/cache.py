@@ -1,0 +1,92 @@
+"""On-disk cache of LM calls: one JSON file per content key, written atomically, no pickle.
+
+The key is the SHA-256 of a canonical JSON document holding everything that determines an answer (model,
+messages, generation settings and a hash of the video frames), so a re-run or a build resumed after a
+kill replays every finished call from disk and makes only the calls that never completed. Files live at
+``<dir>/<key[:2]>/<key>.json``; a half-written file never exists (temp file + ``os.replace``), and a
+corrupt or foreign file is treated as a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_VERSION = 1
+
+
+def content_key(material: Any) -> str:
+    """SHA-256 hex digest of ``material`` as canonical JSON (sorted keys, no whitespace)."""
+    blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def hash_frames(frames: np.ndarray, indices: Any = None, fps: float | None = None) -> str:
+    """SHA-256 of the frame pixels (with shape and dtype), plus where they came from when given."""
+    arr = np.ascontiguousarray(frames)
+    h = hashlib.sha256()
+    h.update(f"{arr.shape}|{arr.dtype}|".encode())
+    h.update(arr.tobytes())
+    if indices is not None:
+        h.update(json.dumps([int(i) for i in indices]).encode())
+    if fps is not None:
+        h.update(f"|{float(fps):.6f}".encode())
+    return h.hexdigest()
+
+
+class LMCache:
+    """A folder of finished LM calls keyed by :func:`content_key`. Safe across threads and processes."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> str | None:
+        """The cached answer text for ``key``, or None (missing, unreadable or from another format)."""
+        p = self.path(key)
+        try:
+            record = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("version") != CACHE_VERSION or record.get("key") != key:
+            return None
+        text = record.get("text")
+        return text if isinstance(text, str) else None
+
+    def put(self, key: str, text: str, material: Any = None) -> Path:
+        """Store ``text`` under ``key`` atomically; ``material`` (the key's inputs, minus pixels) is kept for
+        inspection."""
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        record = {"version": CACHE_VERSION, "key": key, "created": time.time(), "text": text, "inputs": material}
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=p.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(record, f, ensure_ascii=False, default=str)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return p
+
+    def keys(self) -> set[str]:
+        """Keys of every finished call in the cache."""
+        return {p.stem for p in self.dir.glob("*/*.json")}
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def __len__(self) -> int:
+        return len(self.keys())

@@ -1,0 +1,562 @@
+"""Pluggable language-model backends for the data pipeline (text and video+text chat).
+
+One small interface, :class:`LM`: ``generate(request) -> text`` and ``generate_batch(requests)`` (parallel
+or batched where the backend can). Two real implementations:
+
+* :class:`TransformersLM` — a local transformers model by Hub repo id or local path (text LLMs such as
+  Qwen3-4B-Instruct-2507, GGUF files, or Qwen VLMs such as Qwen2.5-VL-7B-Instruct / Qwen3-VL for video),
+  loaded lazily on the first call that misses the cache, ``trust_remote_code`` off by default;
+* :class:`OpenAIChatLM` — any OpenAI-compatible chat-completions server (vLLM, which scales a build over many
+  GPUs/nodes, or a hosted API), with a thread pool, timeouts and bounded retries with exponential backoff.
+  Video goes as sampled frames: by default one ``image_url`` JPEG data-URI per frame in time order (works
+  with every multimodal chat server); ``video_mode="video_url"`` sends the sampled frames re-encoded as one
+  H.264 mp4 ``video_url`` data-URI instead (vLLM's video input).
+
+:class:`CachedLM` puts an :class:`~roboreward.cache.LMCache` in front of any backend: every finished call is
+stored under a content key (model, messages, settings, frame hash) and never made again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from roboreward.cache import LMCache, content_key, hash_frames
+from roboreward.video import SampledVideo
+
+#: Default models of the relabeling stages (as in the paper).
+DEFAULT_TEXT_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
+DEFAULT_VIDEO_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
+
+
+class LMError(RuntimeError):
+    """A call that could not be completed (server down, timeouts after every retry, 4xx, model failure)."""
+
+
+@dataclass(eq=False)
+class LMRequest:
+    """One chat turn: a user ``prompt``, optionally with a ``video`` (sampled frames), and generation settings.
+
+    ``temperature`` 0 means greedy decoding; ``seed`` makes sampled decoding reproducible. ``stage`` only
+    labels the call (logs, tests) and is not part of the cache key.
+    """
+
+    prompt: str
+    video: SampledVideo | None = None
+    system: str | None = None
+    max_tokens: int = 512
+    temperature: float = 0.0
+    seed: int | None = None
+    stage: str = ""
+
+    def key_material(self, model: str) -> dict[str, Any]:
+        """What determines the answer (the video by a hash of its frames and their indices)."""
+        video = None
+        if self.video is not None:
+            v = self.video
+            video = hash_frames(v.frames, v.indices, v.source_fps)
+        return {
+            "model": model,
+            "system": self.system,
+            "prompt": self.prompt,
+            "video": video,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class LMResult:
+    """The answer to one request: ``text``, or ``error`` when the call failed; ``cached`` for cache hits."""
+
+    text: str | None
+    error: str | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+class LM(ABC):
+    """A chat model. ``name`` identifies the model in cache keys; ``supports_video`` says if it sees videos."""
+
+    name: str = "lm"
+    supports_video: bool = False
+
+    @abstractmethod
+    def generate(self, request: LMRequest) -> str:
+        """The assistant's answer to ``request``; raises :class:`LMError` when the call fails."""
+
+    def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
+        """Answer several independent requests (default: one after the other). Never raises per request."""
+        out = []
+        for r in requests:
+            try:
+                out.append(LMResult(self.generate(r)))
+            except LMError as exc:
+                out.append(LMResult(None, error=str(exc)))
+        return out
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (connections, models)."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# cache in front of any backend
+# ----------------------------------------------------------------------------------------------------------
+
+
+class CachedLM:
+    """Wraps an :class:`LM` with an :class:`LMCache`; only misses reach the backend (in one batch).
+
+    Errors are not cached, so a later run retries them. ``calls`` counts calls made (hits excluded).
+    """
+
+    def __init__(self, lm: LM, cache: LMCache | None) -> None:
+        self.lm = lm
+        self.cache = cache
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.lm.name
+
+    @property
+    def supports_video(self) -> bool:
+        return self.lm.supports_video
+
+    def key(self, request: LMRequest) -> str:
+        return content_key(request.key_material(self.lm.name))
+
+    def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
+        results: list[LMResult | None] = [None] * len(requests)
+        keys = [self.key(r) for r in requests] if self.cache is not None else [""] * len(requests)
+        todo: list[int] = []
+        for i, k in enumerate(keys):
+            hit = self.cache.get(k) if self.cache is not None else None
+            if hit is not None:
+                results[i] = LMResult(hit, cached=True)
+            else:
+                todo.append(i)
+        if todo:
+            # identical requests in one batch are asked once
+            first: dict[str, int] = {}
+            unique = [i for i in todo if first.setdefault(keys[i] or str(i), i) == i]
+            answers = self.lm.generate_batch([requests[i] for i in unique])
+            with self._lock:
+                self.calls += len(unique)
+            by_key = {}
+            for i, res in zip(unique, answers, strict=True):
+                by_key[keys[i] or str(i)] = res
+                if res.ok and self.cache is not None:
+                    material = requests[i].key_material(self.lm.name)
+                    self.cache.put(keys[i], res.text or "", material)
+            asked = set(unique)
+            for i in todo:
+                res = by_key[keys[i] or str(i)]
+                results[i] = res if i in asked else LMResult(res.text, res.error, cached=True)
+        return [r for r in results if r is not None]
+
+    def generate(self, request: LMRequest) -> LMResult:
+        return self.generate_batch([request])[0]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# local transformers models
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TransformersLM(LM):
+    """A local transformers chat model: text LLM (``AutoModelForCausalLM``) or Qwen VLM (video + text).
+
+    ``model`` is a Hub repo id or a local folder; ``gguf_file`` loads a GGUF checkpoint in that folder.
+    The weights load on the first :meth:`generate` (a fully cached re-run never loads them). Requests with
+    the same settings are generated together in batches of ``batch_size`` (left padding).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        *,
+        dtype: str = "auto",
+        device_map: str | dict | None = None,
+        gguf_file: str | None = None,
+        batch_size: int = 4,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.model_id = str(model)
+        self.name = name or (f"{self.model_id}/{gguf_file}" if gguf_file else self.model_id)
+        self.dtype = dtype
+        self.device_map = device_map
+        self.gguf_file = gguf_file
+        self.batch_size = max(1, int(batch_size))
+        self.trust_remote_code = trust_remote_code
+        self.revision = revision
+        self._model: Any = None
+        self._processor: Any = None
+        self._family: str = "other"
+        self._load_lock = threading.Lock()
+        self._gen_lock = threading.Lock()
+        self.supports_video = self._is_vlm()
+
+    def _is_vlm(self) -> bool:
+        from transformers import AutoConfig
+
+        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
+        if self.gguf_file:
+            kwargs["gguf_file"] = self.gguf_file
+        try:
+            config = AutoConfig.from_pretrained(self.model_id, **kwargs)
+        except Exception as exc:
+            raise LMError(f"cannot load the config of {self.model_id!r}: {type(exc).__name__}: {exc}") from None
+        return getattr(config, "vision_config", None) is not None
+
+    def _load(self) -> None:
+        with self._load_lock:
+            if self._model is not None:
+                return
+            import torch
+
+            from roboreward.vlm import load_model, model_family
+
+            try:
+                if self.supports_video:
+                    model, processor = load_model(
+                        self.model_id,
+                        dtype=self.dtype,
+                        device_map=self.device_map,
+                        trust_remote_code=self.trust_remote_code,
+                        revision=self.revision,
+                    )
+                    self._family = model_family(model.config)
+                else:
+                    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                    torch_dtype: Any
+                    if self.dtype == "auto":
+                        torch_dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+                    else:
+                        torch_dtype = getattr(torch, self.dtype)
+                    kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
+                    if self.gguf_file:
+                        kwargs["gguf_file"] = self.gguf_file
+                    processor = AutoTokenizer.from_pretrained(self.model_id, **kwargs)
+                    if self.device_map is not None:
+                        kwargs["device_map"] = self.device_map
+                    model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=torch_dtype, **kwargs)
+            except Exception as exc:
+                raise LMError(f"cannot load model {self.model_id!r}: {type(exc).__name__}: {exc}") from None
+            model.eval()
+            self._model, self._processor = model, processor
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self._processor, "tokenizer", self._processor)
+
+    def _chat_text(self, request: LMRequest) -> str:
+        if request.video is not None:
+            content: Any = [{"type": "video"}, {"type": "text", "text": request.prompt}]
+        elif self.supports_video:
+            content = [{"type": "text", "text": request.prompt}]
+        else:
+            content = request.prompt
+        messages = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        messages.append({"role": "user", "content": content})
+        # enable_thinking=False: hybrid Qwen3 templates answer directly (ignored by other templates)
+        return self._processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+        )
+
+    def _encode(self, requests: Sequence[LMRequest]) -> Any:
+        from roboreward.vlm import encode
+
+        texts = [self._chat_text(r) for r in requests]
+        if requests[0].video is not None:
+            return encode(self._processor, self._family, texts, [r.video for r in requests])  # type: ignore[misc]
+        tok = self.tokenizer
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        old = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            return tok(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+        finally:
+            tok.padding_side = old
+
+    def _generate_group(self, requests: Sequence[LMRequest]) -> list[str]:
+        import torch
+
+        r0 = requests[0]
+        if r0.video is not None and not self.supports_video:
+            raise LMError(f"{self.name} is a text model and cannot take a video")
+        batch = self._encode(requests).to(self._model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": r0.max_tokens}
+        if r0.temperature > 0:
+            kwargs.update(do_sample=True, temperature=r0.temperature, top_p=0.95)
+            torch.manual_seed(r0.seed or 0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        tok = self.tokenizer
+        with torch.inference_mode():
+            out = self._model.generate(**batch, **kwargs, pad_token_id=tok.pad_token_id)
+        new = out[:, batch["input_ids"].shape[1] :]
+        return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+
+    def generate(self, request: LMRequest) -> str:
+        return self._run([request])[0]
+
+    def _run(self, requests: Sequence[LMRequest]) -> list[str]:
+        self._load()
+        with self._gen_lock:
+            try:
+                return self._generate_group(requests)
+            except LMError:
+                raise
+            except Exception as exc:
+                raise LMError(f"{self.name}: generation failed: {type(exc).__name__}: {exc}") from None
+
+    def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
+        results: list[LMResult | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.video is not None, r.max_tokens, r.temperature, r.seed), []).append(i)
+        for idx in groups.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                try:
+                    texts = self._run([requests[i] for i in chunk])
+                    for i, t in zip(chunk, texts, strict=True):
+                        results[i] = LMResult(t)
+                except LMError as exc:
+                    for i in chunk:
+                        results[i] = LMResult(None, error=str(exc))
+        return [r for r in results if r is not None]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# OpenAI-compatible chat-completions servers
+# ----------------------------------------------------------------------------------------------------------
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def frames_to_data_uris(video: SampledVideo, *, max_side: int = 512, quality: int = 85) -> list[str]:
+    """One ``data:image/jpeg;base64,...`` URI per sampled frame (downscaled so the long side <= max_side)."""
+    from PIL import Image
+
+    uris = []
+    for frame in video.frames:
+        img = Image.fromarray(frame)
+        if max(img.size) > max_side:
+            img.thumbnail((max_side, max_side))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality)
+        uris.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
+    return uris
+
+
+def video_to_data_uri(video: SampledVideo) -> str:
+    """The sampled frames re-encoded as one H.264 mp4 ``data:video/mp4;base64,...`` URI (at the sampled fps)."""
+    import tempfile
+
+    from roboreward.video import write_video
+
+    with tempfile.TemporaryDirectory() as d:
+        path = write_video(Path(d) / "clip.mp4", video.frames, fps=max(video.sampled_fps, 1.0))
+        data = path.read_bytes()
+    return "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
+
+
+class OpenAIChatLM(LM):
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint (vLLM, hosted APIs).
+
+    ``model`` None asks the server's ``/models`` for its first model (vLLM serves one). Each call gets
+    ``timeout`` seconds; timeouts, connection errors, 408/409/425/429 and 5xx are retried up to
+    ``max_retries`` times with exponential backoff (``backoff * 2**attempt``, jittered, capped at
+    ``max_backoff``, or the server's ``Retry-After``); other 4xx fail at once. :meth:`generate_batch` runs up
+    to ``concurrency`` requests at a time in a thread pool.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        concurrency: int = 4,
+        video_mode: Literal["frames", "video_url"] = "frames",
+        image_max_side: int = 512,
+        jpeg_quality: int = 85,
+        supports_video: bool = True,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        import httpx
+
+        if video_mode not in ("frames", "video_url"):
+            raise ValueError(f"video_mode must be 'frames' or 'video_url', got {video_mode!r}")
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.timeout = float(timeout)
+        self.max_retries = max(0, int(max_retries))
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.concurrency = max(1, int(concurrency))
+        self.video_mode = video_mode
+        self.image_max_side = image_max_side
+        self.jpeg_quality = jpeg_quality
+        self.supports_video = supports_video
+        self.extra_body = dict(extra_body or {})
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout),
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+        )
+        self._model = model
+        self._model_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.model
+
+    @property
+    def model(self) -> str:
+        """The served model id (asked from ``/models`` once when not given)."""
+        with self._model_lock:
+            if self._model is None:
+                try:
+                    resp = self._client.get("/models")
+                    resp.raise_for_status()
+                    self._model = str(resp.json()["data"][0]["id"])
+                except Exception as exc:
+                    raise LMError(
+                        f"{self.base_url}: no model given and /models failed ({type(exc).__name__}: {exc})"
+                    ) from None
+            return self._model
+
+    def messages(self, request: LMRequest) -> list[dict[str, Any]]:
+        """The chat messages sent for ``request`` (the video as frames before the prompt text)."""
+        messages: list[dict[str, Any]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        if request.video is None:
+            messages.append({"role": "user", "content": request.prompt})
+            return messages
+        if not self.supports_video:
+            raise LMError(f"{self.name} is configured as a text model and cannot take a video")
+        v = request.video
+        duration = v.total_frames / v.source_fps if v.source_fps > 0 else 0.0
+        content: list[dict[str, Any]] = []
+        if self.video_mode == "video_url":
+            content.append({"type": "video_url", "video_url": {"url": video_to_data_uri(v)}})
+        else:
+            content.append(
+                {
+                    "type": "text",
+                    "text": f"Video: {len(v.frames)} frames sampled uniformly over {duration:.1f} s, in time "
+                    "order; the last frame shows the final state.",
+                }
+            )
+            for uri in frames_to_data_uris(v, max_side=self.image_max_side, quality=self.jpeg_quality):
+                content.append({"type": "image_url", "image_url": {"url": uri}})
+        content.append({"type": "text", "text": request.prompt})
+        messages.append({"role": "user", "content": content})
+        return messages
+
+    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(self.max_backoff, self.backoff * (2**attempt)) * (0.5 + random.random() / 2)
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                delay = min(self.max_backoff, max(0.0, float(retry_after)))
+        time.sleep(delay)
+
+    def generate(self, request: LMRequest) -> str:
+        import httpx
+
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": self.messages(request),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            **self.extra_body,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                resp = self._client.post("/chat/completions", json=body)
+            except httpx.TimeoutException:
+                last = f"timed out after {self.timeout:g} s"
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code == 200:
+                    try:
+                        content = resp.json()["choices"][0]["message"].get("content")
+                        return "" if content is None else str(content)
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                        last = f"malformed response body: {resp.text[:200]!r}"
+                else:
+                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                    if resp.status_code not in _RETRY_STATUS:
+                        raise LMError(f"{self.base_url} ({self.name}): {last}")
+                    retry_after = resp.headers.get("Retry-After")
+            if attempt < self.max_retries:
+                self._sleep_before_retry(attempt, retry_after)
+        raise LMError(f"{self.base_url} ({self.name}): gave up after {self.max_retries + 1} attempts; last: {last}")
+
+    def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
+        if len(requests) <= 1 or self.concurrency == 1:
+            return super().generate_batch(requests)
+        self.model  # noqa: B018 - resolve the model id once, before the threads start
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(lambda r: LM.generate_batch(self, [r])[0], requests))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@dataclass
+class ScriptedLM(LM):
+    """A backend answering from a Python function ``reply(request) -> str`` (tests, dry runs, debugging).
+
+    ``requests`` records every request it answered.
+    """
+
+    reply: Any
+    name: str = "scripted"
+    supports_video: bool = True
+    requests: list[LMRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def generate(self, request: LMRequest) -> str:
+        with self._lock:
+            self.requests.append(request)
+        return str(self.reply(request))
