@@ -19,7 +19,10 @@ app = typer.Typer(
 )
 
 #: (command name, module, function). Modules import their heavy dependencies lazily.
-COMMANDS: list[tuple[str, str, str]] = []
+COMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "roboreward.demo", "demo_command"),
+    ("score", "roboreward.scoring", "score_command"),
+]
 
 
 @app.command("version")
