@@ -24,7 +24,10 @@ episode without frames, yields ``fallback_reward`` with ``fallback=True`` and th
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
 import warnings
 from collections import deque
@@ -44,6 +47,7 @@ __all__ = [
     "RewardWrapper",
     "agreement",
     "episode_reward_value",
+    "setup_headless_mujoco",
 ]
 
 RewardFrom = Literal["score", "expected"]
@@ -61,7 +65,8 @@ class EpisodeReward:
     ``fallback_reward``); ``score``/``probs``/``expected``/``progress`` come from the scorer (``None`` on a
     fallback). ``num_frames`` frames were sent to the scorer, chosen from ``recorded_frames`` kept frames
     (``frame_steps`` = the step index of each, 0 = the frame after reset) of a ``length``-step episode.
-    ``final_info`` is the env's ``info`` at the last step (e.g. Meta-World's ``success``).
+    ``fps`` is the rate (in env time) the sent frames were tagged with. ``final_info`` is the env's ``info``
+    at the last step (e.g. Meta-World's ``success``); ``video`` the frames sent (with ``keep_video=True``).
     """
 
     episode: int
@@ -80,15 +85,15 @@ class EpisodeReward:
     recorded_frames: int = 0
     missing_frames: int = 0
     frame_steps: list[int] = field(default_factory=list)
+    fps: float = 0.0
     scorer: str = ""
     seconds: float = 0.0
     final_info: dict[str, Any] = field(default_factory=dict, repr=False)
+    video: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict (what ``info`` carries); ``final_info`` is left out to keep ``info`` flat."""
-        out = asdict(self)
-        out.pop("final_info")
-        return out
+        """A plain dict (what ``info`` carries); ``final_info`` and ``video`` are left out to keep it small."""
+        return {k: v for k, v in asdict(self).items() if k not in ("final_info", "video")}
 
 
 def episode_reward_value(output: RewardOutput, reward_from: RewardFrom = "score", normalize: bool = False) -> float:
@@ -157,6 +162,7 @@ class _Job:
     episode: int
     instruction: str
     video: np.ndarray | None
+    fps: float
     frame_steps: list[int]
     recorded: int
     missing: int
@@ -183,6 +189,9 @@ class RewardWrapper(gym.Wrapper):
             the final state).
         max_frames: at most this many frames (uniform over the kept ones, first and last included) go to the
             scorer; ``None`` sends all. Memory stays bounded by ``2 * max_frames + 1`` frames.
+        fps: steps per second of the env (default ``1 / env.unwrapped.dt``, else ``metadata["render_fps"]``,
+            else 10). The frames go to the scorer tagged with their rate in env time
+            (:class:`roboreward.scoring.Frames`), so a scorer that samples by time sees the real duration.
         frame_transform: applied to each frame before it is stored (e.g. ``lambda f: f[::-1]`` to flip).
         reward_from: ``"score"`` (1..5 argmax) or ``"expected"`` (E[score] under the distribution).
         normalize: rescale the reward from 1..5 to [0, 1].
@@ -193,6 +202,7 @@ class RewardWrapper(gym.Wrapper):
             cannot stop a thread: a timed-out call finishes in the background and its result is dropped.
         on_error: ``"fallback"`` (warn, use ``fallback_reward``, record the error in ``info``) or ``"raise"``.
         fallback_reward: the reward for an episode that could not be scored (already in reward units).
+        keep_video: keep the frames sent to the scorer in :attr:`EpisodeReward.video` (to save or inspect).
         on_reward: called with each :class:`EpisodeReward`, in episode order, in the env's thread.
         scorer_kwargs: keyword arguments for ``load_scorer`` when ``scorer`` is a string.
     """
@@ -206,6 +216,7 @@ class RewardWrapper(gym.Wrapper):
         frames: str = "render",
         frame_stride: int = 1,
         max_frames: int | None = 32,
+        fps: float | None = None,
         frame_transform: Callable[[np.ndarray], np.ndarray] | None = None,
         reward_from: RewardFrom = "score",
         normalize: bool = False,
@@ -215,6 +226,7 @@ class RewardWrapper(gym.Wrapper):
         on_error: Literal["fallback", "raise"] = "fallback",
         fallback_reward: float = 0.0,
         on_reward: Callable[[EpisodeReward], None] | None = None,
+        keep_video: bool = False,
         scorer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(env)
@@ -256,6 +268,9 @@ class RewardWrapper(gym.Wrapper):
         self.frame_stride = frame_stride
         self.max_frames = max_frames
         self.frame_transform = frame_transform
+        self.fps = float(fps) if fps is not None else _env_fps(env)
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be a positive number, got {fps}")
         self.reward_from: RewardFrom = reward_from
         self.normalize = normalize
         self.env_reward = env_reward
@@ -264,6 +279,7 @@ class RewardWrapper(gym.Wrapper):
         self.on_error = on_error
         self.fallback_reward = float(fallback_reward)
         self.on_reward = on_reward
+        self.keep_video = keep_video
 
         self.episode = -1  # index of the current episode (0 after the first reset)
         self._step = 0
@@ -378,10 +394,15 @@ class RewardWrapper(gym.Wrapper):
     def _make_job(self, info: dict[str, Any]) -> _Job:
         assert self._buffer is not None
         video, steps, kept = self._buffer.video()
+        fps = self.fps
+        if video is not None and len(steps) > 1:
+            fps = self.fps * (len(steps) - 1) / max(steps[-1] - steps[0], 1)
+            video = _tag_fps(video, fps)
         job = _Job(
             episode=self.episode,
             instruction=self._current_instruction,
             video=video,
+            fps=fps,
             frame_steps=steps,
             recorded=kept,
             missing=self._buffer.missing,
@@ -480,9 +501,11 @@ class RewardWrapper(gym.Wrapper):
             recorded_frames=job.recorded,
             missing_frames=job.missing,
             frame_steps=job.frame_steps,
+            fps=round(job.fps, 4),
             scorer=self._scorer_name(),
             seconds=round(seconds, 4),
             final_info=job.final_info,
+            video=np.asarray(job.video) if self.keep_video and job.video is not None else None,
         )
         if isinstance(output, RewardOutput):
             try:
@@ -526,6 +549,50 @@ class RewardWrapper(gym.Wrapper):
 
     def _scorer_name(self) -> str:
         return str(getattr(self.scorer, "name", type(self.scorer).__name__))
+
+
+def setup_headless_mujoco(backend: str = "osmesa") -> str:
+    """Prepare headless MuJoCo rendering (Meta-World) in a process that also runs a torch reward model.
+
+    Sets ``MUJOCO_GL`` / ``PYOPENGL_PLATFORM`` to ``backend`` unless already set, and returns the backend in
+    effect. With OSMesa, Debian's libOSMesa loads the system libLLVM, whose symbols clash with the LLVM
+    bundled in triton (imported by torch, e.g. via torchvision/transformers video processing): importing
+    triton *after* mujoco crashes the process (SIGSEGV). So this imports triton first when it is installed.
+    Call it before importing mujoco / metaworld.
+    """
+    os.environ.setdefault("MUJOCO_GL", backend)
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    gl = os.environ["MUJOCO_GL"]
+    if gl == "osmesa" and "triton" not in sys.modules:
+        if "mujoco" in sys.modules:
+            warnings.warn(
+                "mujoco was imported before setup_headless_mujoco(): with MUJOCO_GL=osmesa a later import of "
+                "triton (torch) may crash the process; call setup_headless_mujoco() before importing mujoco",
+                stacklevel=2,
+            )
+        else:
+            # CPU-only torch builds ship no triton: then nothing can clash
+            with contextlib.suppress(ImportError):
+                import triton  # noqa: F401
+    return gl
+
+
+def _env_fps(env: gym.Env) -> float:
+    """Steps per second of an env: 1 / dt (MuJoCo envs), else metadata["render_fps"], else 10."""
+    dt = getattr(env.unwrapped, "dt", None)
+    if isinstance(dt, int | float) and dt > 0:
+        return 1.0 / float(dt)
+    fps = (env.metadata or {}).get("render_fps")
+    return float(fps) if isinstance(fps, int | float) and fps > 0 else 10.0
+
+
+def _tag_fps(video: np.ndarray, fps: float) -> np.ndarray:
+    """Frames that carry their rate (roboreward.scoring.Frames) when that module is importable."""
+    try:
+        from roboreward.scoring import Frames
+    except ImportError:  # pragma: no cover - scoring is part of the package; a plain array still scores
+        return video
+    return Frames(video, fps=fps)
 
 
 def agreement(success: Sequence[bool | float], rewards: Sequence[float], threshold: float = 5.0) -> dict[str, float]:
