@@ -248,18 +248,22 @@ _ANSWER_TAIL_RE = re.compile(r"answer\s*[:=]?\s*\**\s*\[?\s*$", re.IGNORECASE)
 def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | None:
     """The distribution over 1..5 at the score token of a chat completion's ``logprobs.content``.
 
-    The score token is the first token that is a digit 1-5 right after ``ANSWER:`` (case-insensitive);
-    failing that, the first generated token when it is a digit. The probability of each score sums its
-    alternatives in ``top_logprobs`` ("4" and " 4" both count), renormalised over 1..5. ``None`` when no
-    score token or none of 1..5 is among the alternatives.
+    The score position is the first token right after ``ANSWER:`` (case-insensitive) that is, or has among its
+    alternatives, a digit 1-5 — or the first generated token when that is so (a bare "4" answer). The
+    probability of each score sums its alternatives in ``top_logprobs`` ("4" and " 4" both count),
+    renormalised over 1..5. ``None`` when no score token or none of 1..5 is among the alternatives.
     """
+    digits = {str(s) for s in SCORES}
     prefix = ""
     position = None
     for i, tok in enumerate(content):
         text = tok.get("token") or ""
-        if text.strip() in {str(s) for s in SCORES} and (_ANSWER_TAIL_RE.search(prefix) or (i == 0)):
-            position = i
-            break
+        if _ANSWER_TAIL_RE.search(prefix) or i == 0:
+            # the answer position: the generated token or one of its alternatives is a score digit
+            candidates = [text] + [a.get("token") or "" for a in tok.get("top_logprobs") or []]
+            if any(c.strip() in digits for c in candidates):
+                position = i
+                break
         prefix += text
     if position is None:
         return None
@@ -270,7 +274,7 @@ def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | 
     for alt in alternatives:
         t = (alt.get("token") or "").strip()
         lp = alt.get("logprob")
-        if t in {str(s) for s in SCORES} and lp is not None and math.isfinite(lp):
+        if t in digits and lp is not None and math.isfinite(lp):
             mass[int(t) - 1] += math.exp(lp)
     if mass.sum() <= 0:
         return None
