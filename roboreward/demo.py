@@ -269,12 +269,10 @@ def headline(result: DemoResult, model_name: str) -> str:
 
 
 def distribution_frame(result: DemoResult) -> pd.DataFrame:
-    """Rows (score label, probability) for the bar chart."""
+    """Rows (score, probability) for the bar chart."""
     import pandas as pd
 
-    return pd.DataFrame(
-        {"score": [f"{s} {SCORE_NAMES[s]}" for s in SCORES], "probability": [round(p, 4) for p in result.probs]}
-    )
+    return pd.DataFrame({"score": [str(s) for s in SCORES], "probability": [round(p, 4) for p in result.probs]})
 
 
 def curve_frame(result: DemoResult) -> pd.DataFrame:
@@ -287,12 +285,15 @@ def curve_frame(result: DemoResult) -> pd.DataFrame:
 
 
 def gpu_decorator(fn: Callable, duration: int = 120) -> Callable:
-    """``spaces.GPU`` (ZeroGPU on Hugging Face Spaces) when the ``spaces`` package is importable, else ``fn``."""
+    """``spaces.GPU`` (ZeroGPU on Hugging Face Spaces) when the ``spaces`` package is importable, else ``fn``.
+
+    (A checkout's ``spaces/`` folder imports as an empty namespace package: it has no ``GPU``, so no-op.)"""
     try:
         import spaces  # type: ignore[import-not-found]
     except ImportError:
         return fn
-    return spaces.GPU(duration=duration)(fn)
+    gpu = getattr(spaces, "GPU", None)
+    return gpu(duration=duration)(fn) if callable(gpu) else fn
 
 
 def example_rows(root: str | os.PathLike | None, limit: int = 4) -> list[list[str]]:
@@ -377,7 +378,13 @@ def build_demo(
             with gr.Column(scale=1):
                 result_md = gr.Markdown(elem_id="result")
                 dist = gr.BarPlot(
-                    x="score", y="probability", y_lim=[0, 1], label="Distribution over 1..5", sort="x", height=240
+                    x="score",
+                    y="probability",
+                    y_lim=[0, 1],
+                    sort="x",
+                    height=240,
+                    label="Distribution over 1..5",
+                    caption=" · ".join(f"{s} {name}" for s, name in SCORE_NAMES.items()),
                 )
                 curve = gr.LinePlot(
                     x="time_s",
@@ -388,8 +395,16 @@ def build_demo(
                     label="Progress curve over the video",
                     height=240,
                 )
-        strip = gr.Gallery(label="Sampled frames", columns=strip_frames, rows=1, height=180, elem_id="frames")
-        details = gr.JSON(label="Details", open=False)
+        strip = gr.Gallery(
+            label="Sampled frames",
+            columns=strip_frames,
+            rows=1,
+            height=200,
+            object_fit="contain",
+            elem_id="frames",
+        )
+        with gr.Accordion("Details (JSON)", open=False):
+            details = gr.JSON(label="Details")
         button.click(
             score_fn,
             inputs=[video, instruction, points],
