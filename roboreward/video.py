@@ -179,6 +179,23 @@ def read_video(
             len(frames), 10.0, num_frames=num_frames, fps=fps, max_frames=max_frames, min_frames=min_frames
         )
         return SampledVideo(frames=frames[idx], indices=idx, source_fps=10.0, total_frames=len(frames))
+    src = _as_source(video)  # type: ignore[arg-type]
+    decoder = _torchcodec_decoder(src)
+    if decoder is not None:
+        try:
+            md = decoder.metadata
+            total, src_fps = int(md.num_frames or 0), float(md.average_fps or 0) or 10.0
+            idx = sample_indices(
+                total, src_fps, num_frames=num_frames, fps=fps, max_frames=max_frames, min_frames=min_frames
+            )
+            frames = decoder.get_frames_at(indices=idx).data.permute(0, 2, 3, 1).numpy()
+            return SampledVideo(
+                frames=np.ascontiguousarray(frames), indices=idx, source_fps=src_fps, total_frames=total
+            )
+        except VideoDecodeError:
+            raise
+        except Exception as exc:
+            raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
     info = probe(video)  # type: ignore[arg-type]
     idx = sample_indices(
         info.num_frames, info.fps, num_frames=num_frames, fps=fps, max_frames=max_frames, min_frames=min_frames
@@ -192,6 +209,35 @@ def read_video(
     if not frames:
         raise VideoDecodeError(f"{_label(video)}: video has no frames")
     return SampledVideo(frames=np.stack(frames), indices=idx, source_fps=info.fps, total_frames=info.num_frames)
+
+
+_TORCHCODEC_OK: bool | None = None
+
+
+def _torchcodec_decoder(src: str | io.BytesIO):
+    """A torchcodec ``VideoDecoder`` (seek-based, decodes only requested frames), or None if unavailable.
+
+    torchcodec needs the system FFmpeg libraries; without them we fall back to PyAV. Set
+    ``ROBOREWARD_DECODER=pyav`` to force the fallback.
+    """
+    global _TORCHCODEC_OK
+    if _TORCHCODEC_OK is False or os.environ.get("ROBOREWARD_DECODER", "").lower() == "pyav":
+        return None
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except Exception:  # ImportError, or FFmpeg libraries missing (RuntimeError/OSError)
+        _TORCHCODEC_OK = False
+        return None
+    _TORCHCODEC_OK = True
+    label = src if isinstance(src, str) else "<bytes>"
+    data = src.getvalue() if isinstance(src, io.BytesIO) else src
+    try:
+        decoder = VideoDecoder(data, seek_mode="exact", num_ffmpeg_threads=1)
+    except Exception as exc:
+        raise VideoDecodeError(f"{label}: cannot open video ({type(exc).__name__}: {exc})") from None
+    if not decoder.metadata.num_frames:
+        raise VideoDecodeError(f"{label}: video has no frames")
+    return decoder
 
 
 def read_all_frames(video: str | Path | bytes) -> tuple[np.ndarray, float]:
