@@ -56,17 +56,17 @@ def _as_scores(values: Any, what: str, *, allow_none: bool) -> tuple[np.ndarray,
         bad_mask = ~failed & ~np.isfinite(num)
         if bad_mask.any():
             i = int(np.argmax(bad_mask))
-            raise ValueError(f"{what}[{i}] = {num[i]!r} is NaN or infinite (use None for a parse failure)")
+            raise ValueError(f"{what}[{i}] = {float(num[i])!r} is NaN or infinite (use None for a parse failure)")
         whole = np.where(failed, 1.0, num)
         frac = whole != np.round(whole)
         if frac.any():
             i = int(np.argmax(frac))
-            raise ValueError(f"{what}[{i}] = {num[i]!r} is not an integer score 1..5")
+            raise ValueError(f"{what}[{i}] = {float(num[i])!r} is not an integer score 1..5")
         ints = np.where(failed, 0, whole).astype(np.int64)
     out_of_range = ~failed & ((ints < SCORES[0]) | (ints > SCORES[-1]))
     if out_of_range.any():
         i = int(np.argmax(out_of_range))
-        raise ValueError(f"{what}[{i}] = {ints[i]} is outside 1..5")
+        raise ValueError(f"{what}[{i}] = {int(ints[i])} is outside 1..5")
     return ints, failed
 
 
