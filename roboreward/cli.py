@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "roboreward.demo", "demo_command"),
     ("score", "roboreward.scoring", "score_command"),
     ("train", "roboreward.train", "train_command"),
+    ("build", "roboreward.build", "build_command"),
 ]
 
 

@@ -1,0 +1,794 @@
+"""Build a RoboReward dataset in the released, Hub-native layout (datasets' ``videofolder`` convention).
+
+Pipeline: list episodes from the sources -> sample per sub-dataset -> split by episode group -> process shards
+(load + validate an episode, copy or encode its video, cut temporal clips, optional LM relabeling) -> assemble::
+
+    <out>/README.md                     dataset card: YAML configs/features + counts per split/source/kind/label
+    <out>/<split>/metadata.jsonl        file_name, task, reward + our columns (roboreward.types.Example)
+    <out>/<split>/<source>/<...>.mp4    videos (clips: <episode>_attempt_<n>_score_<1-4>.mp4)
+    <out>/build_manifest.parquet        one row per example with the video's sha256 (an index of the build)
+    <out>/build_report.json             counts, skipped episodes with their errors, relabel notes, timing
+    <out>/.build/                       shard results and done markers (resume state; not part of the dataset)
+
+Shards are written atomically (temp file + rename); a shard's result file is its done marker, so a killed build
+re-run with the same arguments redoes only unfinished shards, and the final assembly is idempotent. Rows of a
+relabeled episode (counterfactual / paraphrase) reuse the episode's video file: datasets 5.x ``videofolder``
+reads metadata row by row, so several rows may name the same mp4.
+
+Publish the folder with ``hf upload <user>/<name> <out> --repo-type dataset`` (or
+``huggingface_hub.HfApi().upload_folder(repo_id=..., folder_path=<out>, repo_type="dataset")``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from roboreward.clip import clip_file_name, clip_frames, parse_clips
+from roboreward.dataset_io import SPLITS
+from roboreward.sources import (
+    EpisodeRef,
+    ReaderOptions,
+    SourceError,
+    list_source,
+    load_episode,
+    parse_source_spec,
+    sample_per_source,
+    slug,
+)
+from roboreward.split import assign_splits, parse_fractions
+from roboreward.types import Episode, Example, RelabelResult
+
+FORMAT_VERSION = 1
+BUILD_DIR = ".build"
+MANIFEST = "build_manifest.parquet"
+REPORT = "build_report.json"
+#: Columns of metadata.jsonl, in order (the released three first).
+COLUMNS: tuple[str, ...] = tuple(Example.__dataclass_fields__)
+
+Relabeler = Callable[[Episode, Path], RelabelResult]
+
+
+@dataclass
+class BuildSummary:
+    """What :func:`build_dataset` did."""
+
+    out: Path
+    counts: dict[str, int]
+    episodes_planned: int
+    episodes_built: int
+    episodes_skipped: int
+    shards_total: int
+    shards_reused: int
+    seconds: float
+    report: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def episodes_per_s(self) -> float:
+        done = self.episodes_planned if self.shards_reused < self.shards_total else 0
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# small file helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=dst.suffix)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one episode
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ShardTask:
+    index: int
+    key: str
+    out: str
+    items: list[tuple[dict, str]]  # (EpisodeRef dict, split)
+    options: dict
+    clips: list[tuple[float, int]]
+
+
+def _error_field(exc: BaseException) -> str:
+    if isinstance(exc, SourceError):
+        return exc.field
+    from roboreward.video import VideoDecodeError
+
+    return "video" if isinstance(exc, VideoDecodeError) else "episode"
+
+
+def process_episode(
+    ref: EpisodeRef,
+    split: str,
+    out: Path,
+    options: ReaderOptions,
+    clips: Sequence[tuple[float, int]],
+    relabeler: Relabeler | None = None,
+) -> tuple[list[dict], list[dict], int]:
+    """Write one episode's videos under ``out/<split>/`` and return (rows, relabel notes, LM calls).
+
+    Raises on bad input (the caller records it and removes what this episode wrote).
+    """
+    from roboreward.video import probe, read_all_frames, write_video
+
+    episode = load_episode(ref, options)
+    sdir = out / split
+    stem = slug(episode.id)
+    source = slug(episode.source)
+    rel = f"{source}/{stem}.mp4"
+    target = sdir / rel
+    frames = None
+    if isinstance(episode.video, str | Path):
+        src = Path(episode.video)
+        info = probe(src)  # raises VideoDecodeError naming the file for corrupt / empty videos
+        fps = info.fps
+        atomic_copy(src, target)
+    else:
+        frames = episode.video
+        fps = episode.fps
+        write_video(target, frames, fps)
+    label = episode.label if episode.label is not None else options.success_label
+    released = episode.meta.get("released_row")
+    if released:
+        row = {c: released.get(c) for c in COLUMNS if c in released}
+        row.update(
+            file_name=rel,
+            task=episode.instruction,
+            reward=label,
+            episode_id=released.get("episode_id") or episode.id,
+            source=released.get("source") or episode.source,
+        )
+        if released.get("gpt5_mini_check") and not row.get("label_check"):
+            row["label_check"] = released["gpt5_mini_check"]
+        base = Example(**{k: v for k, v in row.items() if k in COLUMNS})
+    else:
+        base = Example(
+            file_name=rel,
+            task=episode.instruction,
+            reward=label,
+            episode_id=episode.id,
+            source=episode.source,
+            embodiment=episode.embodiment,
+            kind="original",
+            original_instruction=episode.instruction,
+        )
+    rows = [base]
+    if clips and label == 5 and not episode.meta.get("no_clip"):
+        if frames is None:
+            frames, fps = read_all_frames(target)
+        for attempt, (fraction, score) in enumerate(clips, 1):
+            name = clip_file_name(stem, attempt, score)
+            write_video(sdir / source / name, clip_frames(frames, fraction), fps)
+            rows.append(
+                Example(
+                    file_name=f"{source}/{name}",
+                    task=base.task,
+                    reward=score,
+                    episode_id=base.episode_id,
+                    source=base.source,
+                    embodiment=base.embodiment,
+                    kind="clipped",
+                    original_instruction=base.original_instruction,
+                    clip_fraction=fraction,
+                )
+            )
+    del frames
+    notes: list[dict] = []
+    calls = 0
+    if relabeler is not None:
+        result = relabeler(episode, target)
+        calls = int(result.calls)
+        notes = [
+            {"episode": episode.id, "source": episode.source, "stage": "relabel", "reason": r} for r in result.skipped
+        ]
+        cleaned = " ".join(str(result.instruction or "").split()) or base.task
+        for r in rows:
+            r.task = cleaned
+        from roboreward.rubric import check_score
+
+        for ex in result.examples:
+            ex.reward = check_score(ex.reward, where=f"{episode.id}: relabeled {ex.kind} reward")
+            ex.file_name = rel
+            ex.episode_id = ex.episode_id or base.episode_id
+            ex.source = ex.source or base.source
+            ex.embodiment = ex.embodiment or base.embodiment
+            ex.original_instruction = ex.original_instruction or base.original_instruction
+            if not ex.task or not ex.task.strip():
+                notes.append(
+                    {
+                        "episode": episode.id,
+                        "source": episode.source,
+                        "stage": "relabel",
+                        "reason": f"dropped a {ex.kind} example with an empty task",
+                    }
+                )
+                continue
+            rows.append(ex)
+    return [r.to_row() for r in rows], notes, calls
+
+
+def run_shard(task: _ShardTask, relabeler: Relabeler | None = None) -> dict:
+    """Process a shard's episodes and write its result file (the done marker) atomically."""
+    out = Path(task.out)
+    options = ReaderOptions(**{**task.options, "progress_bins": tuple(task.options["progress_bins"])})
+    clips = [tuple(c) for c in task.clips]
+    result: dict[str, Any] = {
+        "index": task.index,
+        "key": task.key,
+        "episodes": [],
+        "skipped": [],
+        "notes": [],
+        "calls": 0,
+    }
+    for ref_dict, split in task.items:
+        ref = EpisodeRef.from_dict(ref_dict)
+        try:
+            rows, notes, calls = process_episode(ref, split, out, options, clips, relabeler)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # bad input: record it, remove partial files, go on
+            _remove_episode_files(out / split / slug(ref.source), slug(ref.id))
+            msg = str(exc) if isinstance(exc, SourceError) else f"{ref.id}: {_error_field(exc)}: {exc}"
+            result["skipped"].append(
+                {"episode": ref.id, "source": ref.source, "split": split, "field": _error_field(exc), "error": msg}
+            )
+            continue
+        result["episodes"].append({"id": ref.id, "split": split, "rows": rows})
+        result["notes"] += notes
+        result["calls"] += calls
+    atomic_write_text(shard_path(out, task.index, task.key), json.dumps(result, ensure_ascii=False) + "\n")
+    return result
+
+
+def _remove_episode_files(folder: Path, stem: str) -> None:
+    if not folder.is_dir():
+        return
+    for p in list(folder.glob(f"{stem}.mp4")) + list(folder.glob(f"{stem}_attempt_*_score_*.mp4")):
+        p.unlink(missing_ok=True)
+
+
+def shard_path(out: Path, index: int, key: str) -> Path:
+    return out / BUILD_DIR / "shards" / f"shard-{index:05d}-{key}.json"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the build
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _resolve_sources(sources: Sequence[str]) -> list[str]:
+    out = []
+    for spec in sources:
+        reader, path = parse_source_spec(spec)
+        out.append("sample" if path is None else f"{reader}:{path.resolve()}")
+    return out
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not (out / BUILD_DIR).is_dir():
+        raise FileExistsError(f"--out {out} is not empty and is not a RoboReward build folder (no {BUILD_DIR}/)")
+
+
+def build_dataset(
+    sources: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    episodes_per_source: int | None = None,
+    clip_fractions: str | Sequence | None = None,
+    split_fractions: str | Sequence[float] | None = None,
+    camera: str | None = None,
+    progress_bins: Sequence[float] = (20, 40, 60, 80),
+    workers: int = 1,
+    shard_size: int = 8,
+    relabeler: Relabeler | None = None,
+    relabel_config: dict | None = None,
+    show_progress: bool = True,
+) -> BuildSummary:
+    """Build (or resume building) a dataset from ``sources`` into ``out``; returns a :class:`BuildSummary`.
+
+    ``sources``: ``"sample"`` or ``"<reader>:<path>"`` with reader in lerobot | rlds | roboarena | released.
+    ``clip_fractions``: e.g. ``"0.1:1,0.3:2,0.5:3,0.7:4"`` (the default) or ``"none"``.
+    ``split_fractions``: train, validation, test (default 0.8, 0.1, 0.1), split by episode group.
+    ``relabeler``: a callable ``(episode, video_path) -> RelabelResult`` (see :mod:`roboreward.relabel`);
+    ``relabel_config`` identifies it in the build fingerprint (so changing it rebuilds the shards).
+    """
+    t_start = time.perf_counter()
+    out = Path(out)
+    _check_out_dir(out)
+    clips = [list(c) for c in parse_clips(clip_fractions)]
+    fractions = parse_fractions(split_fractions)
+    options = ReaderOptions(camera=camera, progress_bins=tuple(float(b) for b in progress_bins))
+    from roboreward.rubric import progress_to_label
+
+    progress_to_label(50, options.progress_bins)  # validates the bins early
+    if shard_size < 1:
+        raise ValueError("shard_size must be >= 1")
+    specs = _resolve_sources(sources)
+    if not specs:
+        raise ValueError("give at least one source")
+
+    # 1. list, sample, split
+    refs: list[EpisodeRef] = []
+    for spec in specs:
+        refs.extend(list_source(spec, options))
+    seen: set[tuple[str, str]] = set()
+    for r in refs:
+        if (r.source, r.id) in seen:
+            raise ValueError(f"episode {r.source}/{r.id} is listed twice (the same source given twice?)")
+        seen.add((r.source, r.id))
+    refs = sample_per_source(refs, episodes_per_source, seed)
+    split_of = assign_splits(((r.source, r.group) for r in refs), fractions, seed)
+    order = {s: i for i, s in enumerate(SPLITS)}
+    plan = sorted(((r, split_of[r.group]) for r in refs), key=lambda x: (order[x[1]], x[0].source, x[0].id))
+
+    fingerprint = {
+        "format": FORMAT_VERSION,
+        "sources": specs,
+        "seed": seed,
+        "episodes_per_source": episodes_per_source,
+        "clips": clips,
+        "split_fractions": list(fractions),
+        "options": _options_dict(options),
+        "shard_size": shard_size,
+        "relabel": relabel_config if relabeler is not None else None,
+    }
+    fp = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+    (out / BUILD_DIR / "shards").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / BUILD_DIR / "plan.json", json.dumps({"fingerprint": fp, **fingerprint}, indent=2) + "\n")
+
+    tasks: list[_ShardTask] = []
+    for i in range(0, len(plan), shard_size):
+        items = [(r.to_dict(), s) for r, s in plan[i : i + shard_size]]
+        key = hashlib.sha256((fp + json.dumps([(d["source"], d["id"], s) for d, s in items])).encode()).hexdigest()
+        tasks.append(_ShardTask(i // shard_size, key[:16], str(out), items, _options_dict(options), clips))
+    pending = [t for t in tasks if not shard_path(out, t.index, t.key).is_file()]
+    reused = len(tasks) - len(pending)
+
+    # 2. shards
+    _run_shards(
+        pending,
+        relabeler,
+        workers,
+        show_progress,
+        reused_episodes=sum(len(t.items) for t in tasks) - sum(len(t.items) for t in pending),
+    )
+
+    # 3. assemble
+    results = [json.loads(shard_path(out, t.index, t.key).read_text()) for t in tasks]
+    report = assemble(out, results, fingerprint=fingerprint, seed=seed)
+    seconds = time.perf_counter() - t_start
+    report["timing"] = {
+        "seconds": round(seconds, 3),
+        "shards_reused": reused,
+        "shards_total": len(tasks),
+        "workers": workers,
+    }
+    atomic_write_text(out / REPORT, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return BuildSummary(
+        out=out,
+        counts={s: report["splits"][s]["examples"] for s in report["splits"]},
+        episodes_planned=len(plan),
+        episodes_built=report["episodes"]["built"],
+        episodes_skipped=report["episodes"]["skipped"],
+        shards_total=len(tasks),
+        shards_reused=reused,
+        seconds=seconds,
+        report=report,
+    )
+
+
+def _options_dict(options: ReaderOptions) -> dict:
+    d = asdict(options)
+    d["progress_bins"] = list(d["progress_bins"])
+    return d
+
+
+def _run_shards(
+    pending: list[_ShardTask], relabeler: Relabeler | None, workers: int, show_progress: bool, reused_episodes: int
+) -> None:
+    from tqdm.auto import tqdm
+
+    total = sum(len(t.items) for t in pending) + reused_episodes
+    bar = tqdm(total=total, initial=reused_episodes, unit="ep", desc="build", disable=not show_progress)
+    try:
+        if relabeler is not None or workers <= 1 or len(pending) <= 1:
+            for task in pending:
+                run_shard(task, relabeler)
+                bar.update(len(task.items))
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            futures = {pool.submit(run_shard, task): task for task in pending}
+            try:
+                for fut in as_completed(futures):
+                    fut.result()
+                    bar.update(len(futures[fut].items))
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        bar.close()
+
+
+def assemble(out: Path, results: list[dict], *, fingerprint: dict, seed: int) -> dict:
+    """Write metadata.jsonl per split, the manifest, the card; remove files no row names. Idempotent."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows_by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    skipped: list[dict] = []
+    notes: list[dict] = []
+    calls = 0
+    built = 0
+    for res in results:
+        for ep in res["episodes"]:
+            rows_by_split[ep["split"]].extend(ep["rows"])
+            built += 1
+        skipped += res["skipped"]
+        notes += res["notes"]
+        calls += res.get("calls", 0)
+    manifest: list[dict] = []
+    for split, rows in rows_by_split.items():
+        sdir = out / split
+        meta = sdir / "metadata.jsonl"
+        if not rows:
+            if sdir.is_dir():
+                shutil.rmtree(sdir)
+            continue
+        text = "".join(json.dumps({c: r.get(c) for c in COLUMNS}, ensure_ascii=False) + "\n" for r in rows)
+        atomic_write_text(meta, text)
+        named = {r["file_name"] for r in rows}
+        for p in sorted(sdir.rglob("*")):
+            if p.is_file() and p != meta and p.relative_to(sdir).as_posix() not in named:
+                p.unlink()  # stale files of a previous plan, temp files of a killed build
+        hashes: dict[str, tuple[str, int]] = {}
+        for i, r in enumerate(rows):
+            fn = r["file_name"]
+            if fn not in hashes:
+                path = sdir / fn
+                hashes[fn] = (_sha256(path), path.stat().st_size)
+            manifest.append(
+                {
+                    "split": split,
+                    "row": i,
+                    **{c: r.get(c) for c in COLUMNS},
+                    "video_sha256": hashes[fn][0],
+                    "video_bytes": hashes[fn][1],
+                }
+            )
+    for split in SPLITS:
+        if not rows_by_split[split] and (out / split).is_dir():
+            shutil.rmtree(out / split)
+    schema = pa.schema(
+        [
+            ("split", pa.string()),
+            ("row", pa.int64()),
+            ("file_name", pa.string()),
+            ("task", pa.string()),
+            ("reward", pa.int64()),
+            ("episode_id", pa.string()),
+            ("source", pa.string()),
+            ("embodiment", pa.string()),
+            ("kind", pa.string()),
+            ("original_instruction", pa.string()),
+            ("clip_fraction", pa.float64()),
+            ("failure_mode", pa.string()),
+            ("validator_answer", pa.string()),
+            ("label_check", pa.string()),
+            ("video_sha256", pa.string()),
+            ("video_bytes", pa.int64()),
+        ]
+    )
+    table = pa.Table.from_pylist(manifest, schema=schema)
+    tmp = out / f".tmp-{MANIFEST}"
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, out / MANIFEST)
+    # shard files of other plans are stale
+    live = {f"shard-{r['index']:05d}-{r['key']}.json" for r in results}
+    for p in (out / BUILD_DIR / "shards").glob("*"):
+        if p.name not in live:
+            p.unlink()
+
+    report: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "config": fingerprint,
+        "episodes": {
+            "built": built,
+            "skipped": len(skipped),
+            "skipped_by_source": dict(sorted(Counter(s["source"] for s in skipped).items())),
+            "skipped_by_field": dict(sorted(Counter(s["field"] for s in skipped).items())),
+        },
+        "splits": {split: _split_counts(rows) for split, rows in rows_by_split.items() if rows},
+        "skipped": skipped,
+        "relabel": {"lm_calls": calls, "notes": notes},
+    }
+    atomic_write_text(out / "README.md", dataset_card(report))
+    return report
+
+
+def _split_counts(rows: list[dict]) -> dict[str, Any]:
+    return {
+        "examples": len(rows),
+        "episodes": len({r["episode_id"] for r in rows}),
+        "by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
+        "by_kind": dict(sorted(Counter(r["kind"] for r in rows).items())),
+        "by_reward": {str(k): v for k, v in sorted(Counter(int(r["reward"]) for r in rows).items())},
+    }
+
+
+_FEATURES = [
+    ("video", "video"),
+    ("task", "string"),
+    ("reward", "int64"),
+    ("episode_id", "string"),
+    ("source", "string"),
+    ("embodiment", "string"),
+    ("kind", "string"),
+    ("original_instruction", "string"),
+    ("clip_fraction", "float64"),
+    ("failure_mode", "string"),
+    ("validator_answer", "string"),
+    ("label_check", "string"),
+]
+
+
+def dataset_card(report: dict) -> str:
+    """README.md: YAML header (configs, features, split sizes) + human-readable counts and provenance."""
+    import yaml
+
+    splits = report["splits"]
+    header = {
+        "license": "other",
+        "pretty_name": "RoboReward (built with roboreward)",
+        "task_categories": ["video-classification", "robotics"],
+        "tags": ["robotics", "reward-model", "video", "roboreward"],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"{s}/**"} for s in splits],
+                "features": [{"name": n, "dtype": t} for n, t in _FEATURES],
+            }
+        ],
+        "dataset_info": {"features": [{"name": n, "dtype": t} for n, t in _FEATURES]},
+    }
+    cfg = report["config"]
+    lines = [
+        "---",
+        yaml.safe_dump(header, sort_keys=False).rstrip(),
+        "---",
+        "",
+        "# RoboReward dataset (built with `roboreward build`)",
+        "",
+        "Robot episode videos with a task instruction and a 1-5 episodic progress reward, in the layout of the",
+        "public release [`teetone/RoboReward`](https://huggingface.co/datasets/teetone/RoboReward) "
+        "(arXiv 2601.00675): datasets' `videofolder` convention, `<split>/metadata.jsonl` rows with `file_name`, "
+        "`task`, `reward` beside the mp4 files. The first part of `file_name` names the source subset.",
+        "",
+        "## Rubric",
+        "",
+    ]
+    from roboreward.rubric import RUBRIC, SCORE_NAMES
+
+    lines += [f"- **{s} - {SCORE_NAMES[s]}**: {RUBRIC[s]}" for s in sorted(RUBRIC)]
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'ds = load_dataset("<this folder or repo id>")',
+        'row = ds["train"][0]  # row["video"] is a torchcodec VideoDecoder',
+        "```",
+        "",
+        "Publish with `hf upload <user>/<name> <this folder> --repo-type dataset` "
+        '(or `HfApi().upload_folder(..., repo_type="dataset")`).',
+        "",
+        "## Columns",
+        "",
+        "| column | meaning |",
+        "|---|---|",
+        "| `file_name` / `video` | the episode (or clip) video, `<source>/<...>.mp4` |",
+        "| `task` | the instruction the reward refers to |",
+        "| `reward` | 1-5 progress label |",
+        "| `episode_id`, `source`, `embodiment` | where the example comes from; split by episode |",
+        "| `kind` | original, clipped (temporal clip of a success), counterfactual or paraphrase |",
+        "| `original_instruction` | the source's instruction before cleaning/relabeling |",
+        "| `clip_fraction` | fraction of the episode a clipped example keeps |",
+        "| `failure_mode`, `validator_answer`, `label_check` | relabeling provenance, when relabeled |",
+        "",
+        "## Build",
+        "",
+        f"- sources: {', '.join(f'`{s}`' for s in cfg['sources'])}",
+        f"- seed: {cfg['seed']}; episodes per source: {cfg['episodes_per_source'] or 'all'}",
+        f"- split fractions (train, validation, test; by episode): {cfg['split_fractions']}",
+        "- temporal clips (fraction -> reward): "
+        + (", ".join(f"{f:g} -> {s}" for f, s in cfg["clips"]) or "none")
+        + "; full success video -> 5",
+        f"- RoboArena progress bins (0-100 -> 1-5, upper-exclusive edges): {cfg['options']['progress_bins']}",
+        f"- LM relabeling: {'on' if cfg['relabel'] is not None else 'off'}",
+        f"- episodes built: {report['episodes']['built']}; skipped (bad input, see build_report.json): "
+        f"{report['episodes']['skipped']}",
+        "",
+        "## Counts",
+        "",
+    ]
+    for split, c in splits.items():
+        lines += [
+            f"### {split}: {c['examples']} examples from {c['episodes']} episodes",
+            "",
+            "| source | examples |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v} |" for k, v in c["by_source"].items()]
+        lines += ["", "| kind | examples |", "|---|---|"] + [f"| {k} | {v} |" for k, v in c["by_kind"].items()]
+        lines += ["", "| reward | examples |", "|---|---|"] + [f"| {k} | {v} |" for k, v in c["by_reward"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _opt(*names: str, **kwargs: Any) -> Any:
+    """``typer.Option`` (typer is imported only when the CLI evaluates the signature)."""
+    import typer
+
+    return typer.Option(*names, **kwargs)
+
+
+def build_command(
+    source: Annotated[
+        list[str],
+        _opt("--source", "-s", help="sample | lerobot:PATH | rlds:PATH | roboarena:PATH | released:PATH (repeatable)"),
+    ] = None,  # type: ignore[assignment]
+    out: Annotated[Path, _opt("--out", "-o", help="output folder")] = Path("roboreward_dataset"),
+    seed: Annotated[int, _opt("--seed", help="seed for sampling and splitting")] = 0,
+    episodes_per_source: Annotated[
+        int | None, _opt("--episodes-per-source", help="sample N episodes uniformly per sub-dataset (default: all)")
+    ] = None,
+    clip_fractions: Annotated[
+        str, _opt("--clip-fractions", help="FRACTION:LABEL,... temporal clips of successes, or 'none'")
+    ] = "0.1:1,0.3:2,0.5:3,0.7:4",
+    split_fractions: Annotated[str, _opt("--split-fractions", help="train,validation,test")] = "0.8,0.1,0.1",
+    workers: Annotated[int, _opt("--workers", "-j", help="worker processes")] = 1,
+    camera: Annotated[
+        str | None,
+        _opt(
+            "--camera",
+            help="camera to use (LeRobot key or name, RLDS observation key, "
+            "RoboArena left_shoulder/right_shoulder/wrist)",
+        ),
+    ] = None,
+    progress_bins: Annotated[
+        str, _opt("--progress-bins", help="four 0-100 edges mapping RoboArena progress to 1-5")
+    ] = "20,40,60,80",
+    shard_size: Annotated[int, _opt("--shard-size", help="episodes per resumable shard")] = 8,
+    relabel: Annotated[bool, _opt("--relabel/--no-relabel", help="LM instruction cleaning + counterfactuals")] = False,
+    backend: Annotated[str, _opt("--backend", help="transformers | openai")] = "transformers",
+    text_model: Annotated[str | None, _opt("--text-model")] = None,
+    video_model: Annotated[str | None, _opt("--video-model")] = None,
+    base_url: Annotated[str | None, _opt("--base-url", help="OpenAI-compatible server URL")] = None,
+    api_key: Annotated[str | None, _opt("--api-key", envvar="OPENAI_API_KEY")] = None,
+    paraphrases: Annotated[int, _opt("--paraphrases", help="paraphrases per instruction (relabel)")] = 0,
+) -> None:
+    """Build a RoboReward dataset (videofolder layout + card) from robot-video sources; resumable."""
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    bins = tuple(float(x) for x in progress_bins.split(","))
+    relabeler = None
+    relabel_config = None
+    if relabel:
+        from roboreward.relabel import make_relabeler
+
+        relabel_config = {
+            "backend": backend,
+            "text_model": text_model,
+            "video_model": video_model,
+            "base_url": base_url,
+            "paraphrases": paraphrases,
+        }
+        relabeler = make_relabeler(
+            backend,
+            text_model=text_model,
+            video_model=video_model,
+            base_url=base_url,
+            api_key=api_key,
+            paraphrases=paraphrases,
+            cache_dir=Path(out) / ".cache" / "lm",
+        )
+    try:
+        summary = build_dataset(
+            source or ["sample"],
+            out,
+            seed=seed,
+            episodes_per_source=episodes_per_source,
+            clip_fractions=clip_fractions,
+            split_fractions=split_fractions,
+            camera=camera,
+            progress_bins=bins,
+            workers=workers,
+            shard_size=shard_size,
+            relabeler=relabeler,
+            relabel_config=relabel_config,
+        )
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: finished shards are kept; re-run the same command to resume[/]")
+        raise typer.Exit(130) from None
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"RoboReward dataset in {summary.out}")
+    for col in ("split", "examples", "episodes", "by kind", "by reward"):
+        table.add_column(col)
+    for split, c in summary.report["splits"].items():
+        table.add_row(
+            split,
+            str(c["examples"]),
+            str(c["episodes"]),
+            ", ".join(f"{k} {v}" for k, v in c["by_kind"].items()),
+            ", ".join(f"{k}:{v}" for k, v in c["by_reward"].items()),
+        )
+    console.print(table)
+    console.print(
+        f"{summary.episodes_built} episodes built, {summary.episodes_skipped} skipped "
+        f"(see {summary.out / REPORT}); {summary.shards_reused}/{summary.shards_total} shards reused; "
+        f"{summary.seconds:.1f} s"
+    )

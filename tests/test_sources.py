@@ -1,0 +1,272 @@
+"""Source readers on generated fixtures of each layout, sampling, splitting and clipping."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from build_helpers import (
+    episode_frames,
+    make_lerobot_v3,
+    make_lerobot_v21,
+    make_rlds,
+    make_roboarena,
+    mean_color,
+    rlds_episode_features,
+)
+
+from roboreward import sources
+from roboreward.clip import DEFAULT_CLIPS, clip_file_name, clip_frames, clip_length, parse_clips
+from roboreward.sources import EpisodeRef, ReaderOptions, SourceError, list_source, load_episode
+from roboreward.split import allocate, assign_splits, check_no_leakage, parse_fractions
+
+# ------------------------------------------------------------------------------------------------ LeRobot
+
+
+def test_lerobot_v3_segments_tasks_and_cameras(tmp_path):
+    lengths = [9, 14, 11, 6]
+    root = make_lerobot_v3(
+        tmp_path / "my_robot_ds", lengths, ["open the drawer", "close it", "wipe", "stack"], per_file=3
+    )
+    refs = list(list_source(f"lerobot:{root}"))
+    assert [r.id for r in refs] == [f"my_robot_ds_episode_{i:06d}" for i in range(4)]
+    assert {r.source for r in refs} == {"my_robot_ds"}
+    for i, ref in enumerate(refs):
+        ep = load_episode(ref)
+        assert ep.label == 5 and ep.embodiment == "so100" and ep.fps == 10
+        assert ep.meta["camera"] == "observation.images.front"  # the non-wrist view by default
+        assert isinstance(ep.video, np.ndarray) and len(ep.video) == lengths[i]
+        # the decoded segment is this episode's (its flat colour), not a neighbour's
+        expected = mean_color(episode_frames(lengths[i], i * 10 + 0))
+        assert np.abs(mean_color(ep.video) - expected).max() < 12
+    assert load_episode(refs[1]).instruction == "close it"
+    wrist = load_episode(refs[2], ReaderOptions(camera="wrist"))
+    assert wrist.meta["camera"] == "observation.images.wrist"
+    assert np.abs(mean_color(wrist.video) - mean_color(episode_frames(11, 21))).max() < 12
+    with pytest.raises(SourceError, match=r"my_robot_ds_episode_000000: camera: camera 'top' not found"):
+        load_episode(refs[0], ReaderOptions(camera="top"))
+
+
+def test_lerobot_missing_task_names_episode(tmp_path):
+    root = make_lerobot_v3(tmp_path / "ds", [5, 5], ["push the block", ""], cameras=("observation.images.cam",))
+    refs = list(list_source(f"lerobot:{root}"))
+    assert load_episode(refs[0]).instruction == "push the block"
+    with pytest.raises(SourceError) as err:
+        load_episode(refs[1])
+    assert err.value.episode_id == "ds_episode_000001" and err.value.field == "instruction"
+
+
+def test_lerobot_v21_and_parent_folder_of_datasets(tmp_path):
+    make_lerobot_v21(tmp_path / "all" / "aloha_ds", [7, 8], ["fold the towel", "hang the mug"])
+    make_lerobot_v3(tmp_path / "all" / "so_ds", [5], ["pick the pen"], cameras=("observation.images.cam",))
+    refs = list(list_source(f"lerobot:{tmp_path / 'all'}"))
+    assert sorted({r.source for r in refs}) == ["aloha_ds", "so_ds"] and len(refs) == 3
+    ep = load_episode(next(r for r in refs if r.source == "aloha_ds" and r.id.endswith("1")))
+    assert ep.instruction == "hang the mug" and isinstance(ep.video, Path) and ep.video.name == "episode_000001.mp4"
+
+
+# ------------------------------------------------------------------------------------------------ RLDS
+
+
+def test_tfrecord_codec_matches_reference_protobuf(tmp_path):
+    """Our hand-written tf.train.Example codec agrees with the real protobuf classes (PyPI tfrecord)."""
+    from tfrecord import example_pb2
+    from tfrecord.writer import TFRecordWriter
+
+    feats = rlds_episode_features(4, "open the top drawer", seed=3)
+    feats["steps/int_neg"] = [-3, 0, 2**40]
+    ours = sources.encode_example(feats)
+    ref = example_pb2.Example.FromString(ours)
+    assert list(ref.features.feature["steps/int_neg"].int64_list.value) == [-3, 0, 2**40]
+    assert ref.features.feature["steps/language_instruction"].bytes_list.value[0] == b"open the top drawer"
+    parsed = sources.parse_example(ref.SerializeToString())
+    assert parsed["steps/observation/image"] == feats["steps/observation/image"]
+    assert parsed["steps/action"] == pytest.approx(feats["steps/action"], abs=1e-6)
+    assert parsed["steps/int_neg"] == [-3, 0, 2**40]
+    # records framed by the reference writer (real CRC32C) are read back with CRCs verified
+    path = tmp_path / "ref.tfrecord"
+    writer = TFRecordWriter(str(path))
+    writer.write(
+        {
+            "steps/language_instruction": ([b"a", b"b"], "byte"),
+            "steps/x": ([1.5, 2.5], "float"),
+            "steps/n": ([7, -1], "int"),
+        }
+    )
+    writer.close()
+    [(offset, length)] = list(sources.tfrecord_offsets(path))
+    back = sources.parse_example(sources.read_tfrecord(path, offset, length, verify=True))
+    assert back == {"steps/language_instruction": [b"a", b"b"], "steps/x": [1.5, 2.5], "steps/n": [7, -1]}
+
+
+def test_crc32c_pure_python_fallback(monkeypatch):
+    import sys
+
+    fast = sources.crc32c(b"123456789")
+    monkeypatch.setitem(sys.modules, "crc32c", None)
+    assert sources.crc32c(b"123456789") == fast == 0xE3069283  # the CRC-32C check value
+
+
+def test_rlds_reader(tmp_path):
+    make_rlds(tmp_path, "toto", [(6, "pour the water"), (4, "wipe the table"), (5, "stack cups")], shards=2)
+    refs = list(list_source(f"rlds:{tmp_path}"))
+    assert len(refs) == 3 and {r.source for r in refs} == {"toto"}
+    eps = [load_episode(r) for r in refs]
+    assert sorted(e.instruction for e in eps) == ["pour the water", "stack cups", "wipe the table"]
+    assert all(e.label == 5 and e.meta["camera"] == "image" for e in eps)
+    assert sorted(len(e.video) for e in eps) == [4, 5, 6]
+    assert eps[0].meta["file_path"].startswith("/data/raw/")
+    wrist = load_episode(refs[0], ReaderOptions(camera="wrist_image"))
+    assert wrist.meta["camera"] == "wrist_image" and not np.array_equal(wrist.video, eps[0].video)
+
+
+def test_rlds_bad_episodes(tmp_path):
+    from roboreward.sources import encode_example, write_tfrecord
+
+    good = rlds_episode_features(3, "fold cloth", 1)
+    no_text = rlds_episode_features(3, "", 2)
+    broken = dict(good, **{"steps/observation/image": [b"\x89PNG\r\n\x1a\nnot really a png"] * 3})
+    d = tmp_path / "ds" / "1.0.0"
+    d.mkdir(parents=True)
+    write_tfrecord(d / "ds-train.tfrecord-00000-of-00001", [encode_example(f) for f in (good, no_text, broken)])
+    refs = list(list_source(f"rlds:{tmp_path}"))
+    assert load_episode(refs[0]).instruction == "fold cloth"
+    with pytest.raises(SourceError, match="ds_train_000001: language_instruction"):
+        load_episode(refs[1])
+    with pytest.raises(SourceError, match=r"ds_train_000002: steps/observation/image\[0\]"):
+        load_episode(refs[2])
+    # a damaged length header is caught by its CRC
+    data = bytearray((d / "ds-train.tfrecord-00000-of-00001").read_bytes())
+    data[0:8] = struct.pack("<Q", 5)
+    (d / "ds-train.tfrecord-00000-of-00001").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="length CRC mismatch"):
+        list(list_source(f"rlds:{tmp_path}"))
+
+
+# ------------------------------------------------------------------------------------------------ RoboArena
+
+
+def test_roboarena_labels_bins_and_groups(tmp_path):
+    make_roboarena(tmp_path, [{"a": 1.0, "b": 0.35}, {"a": 0.0, "b": 0.79, "instruction": "  close  the lid "}])
+    refs = list(list_source(f"roboarena:{tmp_path}"))
+    assert [r.id for r in refs] == ["session_000_A", "session_000_B", "session_001_A", "session_001_B"]
+    assert refs[0].group == refs[1].group != refs[2].group  # both policies of a session share a split group
+    eps = [load_episode(r) for r in refs]
+    assert [e.label for e in eps] == [5, 2, 1, 4]  # default bins 20/40/60/80 on 100 * partial_success
+    assert eps[3].instruction == "close the lid" and eps[3].meta["progress"] == pytest.approx(79)
+    assert eps[0].source == "robo_arena" and eps[0].video.name == "left_shoulder.mp4"
+    custom = [load_episode(r, ReaderOptions(progress_bins=(10, 30, 50, 70))) for r in refs]
+    assert [e.label for e in custom] == [5, 3, 1, 5]
+    assert load_episode(refs[1], ReaderOptions(camera="wrist")).video.name == "wrist.mp4"
+
+
+@pytest.mark.parametrize(
+    ("session", "field"),
+    [
+        ({"a": 1.7, "b": 0.5}, "policies.A.partial_success"),
+        ({"a": "n/a", "b": 0.5}, "policies.A.partial_success"),
+        ({"a": 0.5, "b": 0.5, "instruction": ""}, "language_instruction"),
+        ({"a": 0.5, "b": 0.5, "cameras": ("wrist",)}, "camera left_shoulder"),
+    ],
+)
+def test_roboarena_bad_input_names_episode_and_field(tmp_path, session, field):
+    make_roboarena(tmp_path, [session], frames=4)
+    ref = next(iter(list_source(f"roboarena:{tmp_path}")))
+    with pytest.raises(SourceError) as err:
+        load_episode(ref)
+    assert err.value.episode_id == "session_000_A" and err.value.field == field
+    assert str(err.value).startswith(f"session_000_A: {field}: ")
+
+
+def test_source_spec_errors(tmp_path):
+    with pytest.raises(ValueError, match="bad --source"):
+        list(list_source("hdf5:/x"))
+    with pytest.raises(FileNotFoundError):
+        list(list_source(f"lerobot:{tmp_path / 'missing'}"))
+    with pytest.raises(FileNotFoundError, match="no LeRobot dataset"):
+        list(list_source(f"lerobot:{tmp_path}"))
+
+
+def test_bundled_sample_source_is_real_and_small():
+    root = sources.sample_source_dir()
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert size < 5 * 2**20
+    refs = list(list_source("sample"))
+    by_source = {s: [r for r in refs if r.source == s] for s in {r.source for r in refs}}
+    assert len(by_source["metaworld_sawyer"]) >= 12 and len(by_source["robo_arena"]) >= 8
+    arena = [load_episode(r) for r in by_source["robo_arena"]]
+    assert {e.label for e in arena} >= {1, 5} and len({e.label for e in arena}) >= 3  # successes, failures, partial
+    ep = load_episode(by_source["metaworld_sawyer"][0])
+    assert ep.instruction and ep.label == 5 and ep.video.shape[1:] == (120, 160, 3)
+    assert ep.video.std() > 10  # a rendered scene, not a blank frame
+
+
+# ------------------------------------------------------------------------------------------------ sampling / split
+
+
+def _refs(source: str, n: int) -> list[EpisodeRef]:
+    return [EpisodeRef("lerobot", source, f"{source}_{i:04d}", f"{source}_{i:04d}") for i in range(n)]
+
+
+def test_uniform_per_source_sampling_is_seeded_and_independent():
+    refs = _refs("bridge", 50) + _refs("taco_play", 7) + _refs("viola", 30)
+    a = sources.sample_per_source(refs, 10, seed=1)
+    assert [sum(r.source == s for r in a) for s in ("bridge", "taco_play", "viola")] == [10, 7, 10]
+    assert a == sources.sample_per_source(refs, 10, seed=1)
+    assert a != sources.sample_per_source(refs, 10, seed=2)
+    # the draw of one source does not depend on the others
+    alone = sources.sample_per_source(_refs("viola", 30), 10, seed=1)
+    assert [r for r in a if r.source == "viola"] == alone
+    # roughly uniform: every episode is drawn about equally often over seeds
+    hits = np.zeros(50)
+    for seed in range(300):
+        for r in sources.sample_per_source(_refs("bridge", 50), 10, seed=seed):
+            hits[int(r.id.split("_")[-1])] += 1
+    assert hits.min() > 30 and hits.max() < 95  # expectation 60
+
+
+def test_split_is_grouped_deterministic_and_stratified():
+    groups = [("bridge", f"g{i}") for i in range(40)] + [("robo_arena", f"s{i}") for i in range(4)]
+    a = assign_splits(groups + groups[:5], (0.8, 0.1, 0.1), seed=3)
+    assert a == assign_splits(list(reversed(groups)), (0.8, 0.1, 0.1), seed=3)
+    assert a != assign_splits(groups, (0.8, 0.1, 0.1), seed=4)
+    counts = {s: sum(1 for g, v in a.items() if v == s and g.startswith("g")) for s in ("train", "validation", "test")}
+    assert counts == {"train": 32, "validation": 4, "test": 4}
+    arena = sorted(v for g, v in a.items() if g.startswith("s"))
+    assert arena == ["test", "train", "train", "validation"]  # every split sees the small source
+    with pytest.raises(ValueError, match="two sources"):
+        assign_splits([("a", "g"), ("b", "g")])
+    check_no_leakage([("train", "e1"), ("train", "e1"), ("test", "e2")])
+    with pytest.raises(ValueError, match="both"):
+        check_no_leakage([("train", "e1"), ("test", "e1")])
+
+
+def test_allocate_and_fractions():
+    assert allocate(10, (0.8, 0.1, 0.1)) == [8, 1, 1]
+    assert allocate(2, (0.8, 0.1, 0.1)) == [2, 0, 0]
+    assert allocate(3, (0.8, 0.1, 0.1)) == [1, 1, 1]
+    assert allocate(5, (1.0, 0.0, 0.0)) == [5, 0, 0]
+    assert parse_fractions("0.7,0.2,0.1") == (0.7, 0.2, 0.1)
+    for bad in ("0.5,0.5", "0.9,0.2,0.1", "-0.1,0.6,0.5"):
+        with pytest.raises(ValueError):
+            parse_fractions(bad)
+
+
+# ------------------------------------------------------------------------------------------------ clipping
+
+
+def test_clip_mapping_and_names():
+    assert parse_clips(None) == DEFAULT_CLIPS == ((0.1, 1), (0.3, 2), (0.5, 3), (0.7, 4))
+    assert parse_clips("0.2,0.6") == ((0.2, 1), (0.6, 2))
+    assert parse_clips("0.25:2, 0.75:4") == ((0.25, 2), (0.75, 4))
+    assert parse_clips("none") == ()
+    for bad in ("1.0:4", "0.5:5", "0.2:3,0.6:2", "0.2:1,0.4", "x:1"):
+        with pytest.raises(ValueError):
+            parse_clips(bad)
+    assert [clip_length(27, f) for f, _ in DEFAULT_CLIPS] == [3, 8, 14, 19]
+    assert clip_length(3, 0.1) == 1
+    frames = np.arange(20)[:, None, None, None].repeat(3, -1)
+    assert clip_frames(frames, 0.5)[-1, 0, 0, 0] == 9
+    assert clip_file_name("bridge_ep_7", 2, 2) == "bridge_ep_7_attempt_2_score_2.mp4"
