@@ -263,9 +263,11 @@ class ScoreLogits:
 
 @dataclass
 class RewardMetrics:
-    """``compute_metrics``: MAE / accuracy / off-by-one / expected-score MAE over the validation split."""
+    """``compute_metrics``: MAE (the selection metric), accuracy, off-by-one, Spearman, macro MAE over subsets
+    (:func:`roboreward.metrics.compute`) and the MAE of the expected score, over the validation split."""
 
     score_ids: list[int]
+    subsets: Sequence[str] | None = None
 
     def targets(self, label_ids: np.ndarray) -> np.ndarray:
         lut = {tid: s for s, tid in enumerate(self.score_ids, start=1)}
@@ -282,20 +284,22 @@ class RewardMetrics:
         refs = self.targets(eval_pred.label_ids)
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
-        preds = probs.argmax(-1) + 1
-        expected = probs @ np.arange(1, 6)
-        return score_metrics(preds, refs, expected)
+        subsets = self.subsets if self.subsets is not None and len(self.subsets) == len(refs) else None
+        return score_metrics(probs.argmax(-1) + 1, refs, probs @ np.arange(1, 6), subsets)
 
 
-def score_metrics(preds: np.ndarray, refs: np.ndarray, expected: np.ndarray) -> dict[str, float]:
-    """MAE of the argmax score (the selection metric), exact and off-by-one accuracy, MAE of E[score]."""
-    err = np.abs(np.asarray(preds) - np.asarray(refs))
-    return {
-        "mae": float(err.mean()),
-        "accuracy": float((err == 0).mean()),
-        "off_by_one_accuracy": float((err <= 1).mean()),
-        "mae_expected": float(np.abs(np.asarray(expected) - np.asarray(refs)).mean()),
-    }
+def score_metrics(
+    preds: np.ndarray, refs: np.ndarray, expected: np.ndarray, subsets: Sequence[str] | None = None
+) -> dict[str, float]:
+    """The scalar metrics of :func:`roboreward.metrics.compute` plus ``mae_expected`` (MAE of E[score])."""
+    from roboreward.metrics import compute
+
+    full = compute(np.asarray(preds, dtype=np.int64), np.asarray(refs, dtype=np.int64), subsets)
+    out = {k: float(full[k]) for k in ("mae", "accuracy", "off_by_one_accuracy", "spearman")}
+    if "macro_mae" in full:
+        out["macro_mae"] = float(full["macro_mae"])
+    out["mae_expected"] = float(np.abs(np.asarray(expected, dtype=np.float64) - np.asarray(refs)).mean())
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -417,7 +421,7 @@ def main(script_args: Any, training_args: Any, model_args: Any) -> dict[str, Any
         processing_class=processor,
         data_collator=collator,
         peft_config=peft_config,
-        compute_metrics=RewardMetrics(score_ids) if eval_rows else None,
+        compute_metrics=RewardMetrics(score_ids, [r["subset"] for r in eval_rows]) if eval_rows else None,
         preprocess_logits_for_metrics=ScoreLogits(score_ids) if eval_rows else None,
     )
     last = get_last_checkpoint(str(out)) if out.is_dir() else None

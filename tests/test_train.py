@@ -1,0 +1,234 @@
+"""Reward-model training: collator, the tiny recipe end to end, QLoRA on the CPU, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_helpers import write_fixture_dataset
+
+from roboreward.collator import IGNORE_INDEX, RewardCollator, VideoSampling
+from roboreward.dataset_io import DatasetFormatError
+from roboreward.train import RecipeError, load_examples, overrides_to_argv, parse_args, resolve_accumulation, run
+from roboreward.video import VideoDecodeError
+
+TINY = "recipes/tiny/sft/config_tiny.yaml"
+TINY_QLORA = "recipes/tiny/sft/config_tiny_qlora.yaml"
+SAMPLING = VideoSampling(fps=2.0, max_frames=4, min_frames=2)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Train 6 / validation 4 examples, plus one corrupt mp4 in train (skipped mid-epoch, not a crash)."""
+    root = write_fixture_dataset(tmp_path_factory.mktemp("ds"), n_train=6, n_val=4)
+    (root / "train" / "bridge" / "corrupt.mp4").write_bytes(b"not an mp4 at all")
+    with open(root / "train" / "metadata.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"file_name": "bridge/corrupt.mp4", "task": "stack the cups", "reward": 2}) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, monkeypatch_module):
+    """Point the tiny: model cache at a per-module folder."""
+    cache = tmp_path_factory.mktemp("rr-cache")
+    monkeypatch_module.setenv("ROBOREWARD_CACHE", str(cache))
+    from roboreward.tiny import tiny_model_dir
+
+    return tiny_model_dir("qwen3_vl")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tiny_model, tmp_path_factory) -> Path:
+    """The tiny recipe, shortened: 4 steps, evaluation and a checkpoint every 2."""
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    args = ["--config", TINY, "--dataset_name", str(dataset), "--output_dir", str(out)]
+    run(args + ["--max_steps", "4", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1"])
+    return out
+
+
+def _collator(tiny_qwen3_vl, **kw):
+    from roboreward.vlm import load_model, model_family
+
+    model, processor = load_model(tiny_qwen3_vl)
+    return model, RewardCollator(processor, model_family(model.config), SAMPLING, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Collator
+# ---------------------------------------------------------------------------------------------------------------
+def test_collator_masks_all_but_the_answer_digit_and_loss_goes_down(tiny_qwen3_vl, dataset):
+    import torch
+
+    model, coll = _collator(tiny_qwen3_vl)
+    rows = load_examples(dataset, "validation")
+    batch = coll(rows)
+    labels = batch["labels"]
+    assert labels.shape == batch["input_ids"].shape
+    assert ((labels != IGNORE_INDEX).sum(-1) == 1).all()
+    # the one label is the reward's digit, last in every (left-padded) row
+    assert labels[:, -1].tolist() == [coll.score_ids[r["reward"] - 1] for r in rows]
+    assert batch["attention_mask"][:, -1].all() and (batch["attention_mask"][:, 0] == 0).any()
+
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train()
+    losses = []
+    fixed = coll(rows[:2])
+    fwd = {k: v for k, v in fixed.items() if k != "labels"}
+    for _ in range(5):  # the trainer's loss: the answer digit's cross-entropy from the last two positions
+        logits = model(**fwd, logits_to_keep=2).logits[:, 0]
+        loss = torch.nn.functional.cross_entropy(logits, fixed["labels"][:, -1])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.5, losses
+
+
+def test_collator_skips_undecodable_videos_and_refills(tiny_qwen3_vl, dataset, tmp_path):
+    rows = load_examples(dataset, "validation")
+    bad = {"video_path": str(dataset / "train" / "bridge" / "corrupt.mp4"), "task": "stack the cups", "reward": 2}
+    log = tmp_path / "skips.jsonl"
+    _, coll = _collator(tiny_qwen3_vl, skip_log=log, fallback=rows[:1])
+    assert coll([rows[0], bad])["input_ids"].shape[0] == 1  # dropped from its batch
+    assert coll([bad, bad])["input_ids"].shape[0] == 1  # refilled from the fallback
+    assert coll.skipped == 3
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(lines) == 3 and all("corrupt.mp4" in x["video_path"] for x in lines)
+    _, no_fallback = _collator(tiny_qwen3_vl)
+    with pytest.raises(VideoDecodeError, match="every video of a batch"):
+        no_fallback([bad])
+
+
+def test_collator_rejects_bad_labels_and_missing_columns(tiny_qwen3_vl, dataset):
+    row = load_examples(dataset, "validation")[0]
+    _, coll = _collator(tiny_qwen3_vl)
+    with pytest.raises(ValueError, match="outside 1..5"):
+        coll([{**row, "reward": 7}])
+    with pytest.raises(KeyError, match="missing column"):
+        coll([{"video_path": row["video_path"], "reward": 3}])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input before training
+# ---------------------------------------------------------------------------------------------------------------
+def test_bad_datasets_are_refused_with_file_and_field(tmp_path):
+    root = write_fixture_dataset(tmp_path / "ds", n_train=2, n_val=1)
+    meta = root / "train" / "metadata.jsonl"
+    good = meta.read_text().splitlines()
+    meta.write_text(good[0] + "\n" + json.dumps({"file_name": "bridge/ep001.mp4", "task": "x", "reward": 9}) + "\n")
+    with pytest.raises(DatasetFormatError, match=r"metadata.jsonl:2: reward.*outside 1..5"):
+        load_examples(root, "train")
+    meta.write_text(json.dumps({"file_name": "bridge/ep001.mp4", "reward": 3}) + "\n")
+    with pytest.raises(DatasetFormatError, match=r"missing required column\(s\) \['task'\]"):
+        load_examples(root, "train")
+
+
+def test_recipe_with_unknown_keys_is_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(TINY).read_text() + "learning_rat: 0.1\nfoo_bar: 1\n")
+    with pytest.raises(
+        RecipeError,
+        match=r"bad.yaml: unknown recipe key\(s\): 'foo_bar', 'learning_rat' \(did you mean 'learning_rate'\?\)",
+    ):
+        parse_args(["--config", str(bad)])
+    with pytest.raises(RecipeError, match="recipe not found"):
+        parse_args(["--config", str(tmp_path / "nope.yaml")])
+
+
+def test_effective_batch_and_overrides():
+    script, training, _ = parse_args(["--config", TINY, "--per_device_train_batch_size", "4"])
+    assert resolve_accumulation(training, 64, 2) == 8 and training.gradient_accumulation_steps == 8
+    with pytest.raises(RecipeError, match="not a multiple"):
+        resolve_accumulation(training, 64, 3)
+    assert overrides_to_argv(["max_steps=3", "--seed", "5"]) == ["--max_steps", "3", "--seed", "5"]
+    with pytest.raises(RecipeError, match="key=value"):
+        overrides_to_argv(["oops"])
+
+
+def test_cli_reports_recipe_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from roboreward.cli import app
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_name_or_path: tiny:qwen3_vl\nnot_a_key: 1\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "unknown recipe key(s): 'not_a_key'" in result.output
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The tiny recipe end to end, and reloading the best checkpoint through the scoring API
+# ---------------------------------------------------------------------------------------------------------------
+def test_tiny_recipe_trains_selects_by_mae_and_saves(trained, dataset):
+    info = json.loads((trained / "run_info.json").read_text())
+    assert (trained / "model.safetensors").is_file() and (trained / "preprocessor_config.json").is_file()
+    assert not list(trained.glob("*.bin")) and not list(trained.glob("*.pt*"))
+    # evaluated at steps 2 and 4; the kept checkpoint has the lowest MAE of the two
+    history = info["eval_history"]
+    assert [h["step"] for h in history] == [2, 4]
+    best = min(history, key=lambda h: h["eval_mae"])
+    assert info["best_metric"] == pytest.approx(best["eval_mae"])
+    assert info["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    assert info["eval_metrics"]["eval_mae"] == pytest.approx(best["eval_mae"])
+    # the corrupt video was skipped, counted, logged and saved
+    assert info["skipped_videos"] >= 1
+    assert "corrupt.mp4" in (trained / "skipped_videos.jsonl").read_text()
+    assert info["hyperparameters"]["effective_batch_size"] == 2
+    assert info["video_sampling"] == {"fps": 2.0, "num_frames": None, "max_frames": 4, "min_frames": 2}
+    # the model card carries the run's data
+    card = (trained / "README.md").read_text()
+    assert "base_model: tiny:qwen3_vl" in card and "Perfect Completion" in card
+    assert "Task: <instruction>" in card and "ANSWER: <score>" in card
+    assert f"**Validation MAE: {best['eval_mae']:.4g}**" in card
+    assert "2.0 frames per second, clamped to 2..4 frames" in card and "$" not in card.replace("$ ", "")
+
+
+def test_best_checkpoint_reloads_and_scores_like_training_eval(trained, dataset):
+    """The saved model, scored through the public API with the run's sampling, reproduces the eval MAE."""
+    from roboreward.metrics import mae
+    from roboreward.scoring import RewardModel
+
+    info = json.loads((trained / "run_info.json").read_text())
+    s = info["video_sampling"]
+    rm = RewardModel(trained, fps=s["fps"], max_frames=s["max_frames"], min_frames=s["min_frames"], batch_size=4)
+    rows = load_examples(dataset, "validation")
+    outs = rm.score_batch([r["video_path"] for r in rows], [r["task"] for r in rows])
+    for o in outs:
+        assert np.isclose(sum(o.probs), 1.0, atol=1e-5) and 1 <= o.score <= 5
+    assert mae([o.score for o in outs], [r["reward"] for r in rows]) == pytest.approx(info["eval_metrics"]["eval_mae"])
+
+
+def test_qlora_tiny_recipe_trains_on_cpu_and_merges(dataset, tiny_model, tmp_path):
+    from safetensors import safe_open
+
+    from roboreward.scoring import RewardModel
+
+    out = tmp_path / "qlora"
+    info = run(
+        ["--config", TINY_QLORA, "--dataset_name", str(dataset), "--output_dir", str(out)]
+        + ["--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--max_eval_samples", "2"]
+    )
+    assert info["quantization"]["bnb_4bit_quant_type"] == "nf4" and info["quantization"]["bnb_4bit_use_double_quant"]
+    assert info["quantization"]["llm_int8_skip_modules"] == ["model.visual", "lm_head"]
+    adapter = out / "adapter" / "adapter_model.safetensors"
+    with safe_open(str(adapter), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all("language_model" in k and "visual" not in k for k in keys)
+    assert {k.split(".")[-3] for k in keys if "lora_A" in k} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert "eval_mae" in info["eval_metrics"] and (out / "README.md").is_file()
+    # the merged model is a plain safetensors checkpoint the scoring API loads
+    out_score = RewardModel(out, fps=2.0, max_frames=4, min_frames=2).score(
+        load_examples(dataset, "validation")[0]["video_path"], "open the top drawer"
+    )
+    assert 1 <= out_score.score <= 5
