@@ -499,6 +499,24 @@ def serve(
     )
 
 
+def serve_from_env(*, block: bool = True) -> gr.Blocks:
+    """:func:`serve` configured by the environment, as on a Space: ``ROBOREWARD_MODEL``,
+    ``ROBOREWARD_DEMO_EXAMPLES``, ``ROBOREWARD_MAX_FILE_MB``, ``ROBOREWARD_MAX_DURATION_S``,
+    ``ROBOREWARD_CONCURRENCY``; the host and port come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``."""
+    env = os.environ
+    return serve(
+        env.get(ENV_MODEL) or None,
+        examples=env.get(ENV_EXAMPLES) or None,
+        limits=Limits(
+            max_file_mb=float(env.get("ROBOREWARD_MAX_FILE_MB", Limits.max_file_mb)),
+            max_duration_s=float(env.get("ROBOREWARD_MAX_DURATION_S", Limits.max_duration_s)),
+        ),
+        host=None,
+        concurrency=int(env.get("ROBOREWARD_CONCURRENCY", "1")),
+        block=block,
+    )
+
+
 def demo_command(
     model: Annotated[
         str | None,

@@ -228,18 +228,37 @@ def test_example_rows(sample_dataset, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_qwen3_vl, sample_dataset):
+def server(tiny_qwen3_vl, sample_dataset, tmp_path_factory):
+    """The Space's own entry (spaces/demo/app.py) configured as on a Space, with nothing but the Hub offline:
+    it serves ``tiny``, the project's tiny Qwen3-VL (pre-built by the session fixture, linked into the cache)."""
+    import runpy
+
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "tiny-qwen3-vl").symlink_to(tiny_qwen3_vl)
     port = _free_port()
-    app = D.serve(
-        str(tiny_qwen3_vl),
-        examples=sample_dataset,
-        limits=D.Limits(max_file_mb=1, max_duration_s=10),
-        port=port,
-        curve_points=4,
-        block=False,
-    )
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "ROBOREWARD_CACHE": str(cache),
+        "ROBOREWARD_DEMO_EXAMPLES": str(sample_dataset),
+        "ROBOREWARD_MAX_FILE_MB": "1",
+        "ROBOREWARD_MAX_DURATION_S": "10",
+        "GRADIO_SERVER_PORT": str(port),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(D.ENV_MODEL, raising=False)
+        for k, v in env.items():
+            mp.setenv(k, v)
+        main = runpy.run_path(str(REPO / "spaces/demo/app.py"), run_name="space_app")["main"]
+        app = main(block=False)
     yield f"http://127.0.0.1:{port}/"
     app.close()
+
+
+def test_space_serves_the_tiny_model_offline_with_its_limits(server):
+    import httpx
+
+    config = httpx.get(f"{server}config", timeout=10).text
+    assert "model: `tiny`" in config and "randomly initialised" in config and "Limits: 1 MB, 10 s" in config
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,7 @@ try:
 except ImportError:  # running from a checkout of the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from roboreward.demo import Limits, serve  # noqa: E402
+from roboreward.demo import serve_from_env as main  # noqa: E402
 
 if __name__ == "__main__":
-    serve(
-        examples=os.environ.get("ROBOREWARD_DEMO_EXAMPLES") or None,
-        limits=Limits(
-            max_file_mb=float(os.environ.get("ROBOREWARD_MAX_FILE_MB", Limits.max_file_mb)),
-            max_duration_s=float(os.environ.get("ROBOREWARD_MAX_DURATION_S", Limits.max_duration_s)),
-        ),
-        host=None,  # gradio reads GRADIO_SERVER_NAME (Spaces set 0.0.0.0); 127.0.0.1 otherwise
-        concurrency=int(os.environ.get("ROBOREWARD_CONCURRENCY", "1")),
-    )
+    main()
