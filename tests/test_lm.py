@@ -1,0 +1,231 @@
+"""LM backends and the call cache: the HTTP backend against a real local chat server (timeouts, 5xx, retries,
+concurrency, video encoding), the transformers backend on tiny Qwen models built from configs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import make_frames
+from openai_server import ChatServer
+
+from roboreward.cache import LMCache, content_key, hash_frames
+from roboreward.lm import CachedLM, LMError, LMRequest, OpenAIChatLM, ScriptedLM, TransformersLM
+from roboreward.video import read_video
+
+
+def _prompt_of(req: dict) -> str:
+    content = req["messages"][-1]["content"]
+    return content if isinstance(content, str) else content[-1]["text"]
+
+
+# -- cache ---------------------------------------------------------------------------------------------------
+
+
+def test_cache_roundtrip_atomic_and_corrupt_files(tmp_path):
+    cache = LMCache(tmp_path / "c")
+    key = content_key({"model": "m", "prompt": "hi"})
+    assert key == content_key({"prompt": "hi", "model": "m"})  # canonical: key order does not matter
+    assert cache.get(key) is None and key not in cache
+    path = cache.put(key, "hello", {"prompt": "hi"})
+    assert cache.get(key) == "hello" and cache.keys() == {key} and len(cache) == 1
+    assert not list(path.parent.glob(".tmp-*"))  # no temp file left behind
+    assert json.loads(path.read_text())["inputs"] == {"prompt": "hi"}
+    path.write_text('{"version": 1, "key": "tr')  # a torn/corrupt file is a miss, not a crash
+    assert cache.get(key) is None
+    other = content_key("x")
+    cache.put(other, "y")
+    cache.path(other).write_text(json.dumps({"version": 1, "key": "someone-else", "text": "z"}))
+    assert cache.get(other) is None
+
+
+def test_frame_hash_sees_one_pixel():
+    frames = make_frames(4)
+    h = hash_frames(frames, [0, 1, 2, 3], 10.0)
+    changed = frames.copy()
+    changed[3, 0, 0, 0] ^= 1
+    assert hash_frames(changed, [0, 1, 2, 3], 10.0) != h
+    assert hash_frames(frames, [0, 1, 2, 4], 10.0) != h  # where the frames came from counts too
+    assert hash_frames(frames.copy(), [0, 1, 2, 3], 10.0) == h
+
+
+def test_cached_lm_hits_errors_and_duplicates(tmp_path):
+    def reply(req):
+        if req.prompt == "boom":
+            raise LMError("server exploded")
+        return req.prompt.upper()
+
+    lm = ScriptedLM(reply)
+    cached = CachedLM(lm, LMCache(tmp_path))
+    out = cached.generate_batch([LMRequest("a"), LMRequest("b"), LMRequest("a"), LMRequest("boom")])
+    assert [r.text for r in out] == ["A", "B", "A", None]
+    assert [r.cached for r in out] == [False, False, True, False]  # the duplicate was asked once
+    assert "exploded" in out[3].error and len(lm.requests) == 3 and cached.calls == 3
+    again = cached.generate_batch([LMRequest("a"), LMRequest("b"), LMRequest("boom")])
+    assert [r.cached for r in again] == [True, True, False]  # errors are not cached: retried next time
+    assert len(lm.requests) == 4
+    # settings are part of the key
+    assert not cached.generate(LMRequest("a", temperature=0.7, seed=1)).cached
+
+
+# -- OpenAI-compatible HTTP backend --------------------------------------------------------------------------
+
+
+def test_http_text_call_and_model_discovery():
+    with ChatServer(lambda req: f"echo: {_prompt_of(req)}") as server:
+        lm = OpenAIChatLM(base_url=server.base_url, api_key="sk-test", backoff=0.01)
+        assert lm.name == "fake"  # from GET /models
+        assert lm.generate(LMRequest("hello", system="be brief", max_tokens=7, seed=3)) == "echo: hello"
+        body = server.requests[0]
+        assert body["model"] == "fake" and body["max_tokens"] == 7 and body["seed"] == 3
+        assert body["messages"][0] == {"role": "system", "content": "be brief"}
+        lm.close()
+
+
+def test_http_5xx_then_success_and_bounded_retries():
+    state = {"n": 0}
+
+    def flaky(req):
+        state["n"] += 1
+        return (503, {"error": {"message": "busy"}}) if state["n"] <= 2 else "finally"
+
+    with ChatServer(flaky) as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, max_retries=3, backoff=0.01)
+        assert lm.generate(LMRequest("x")) == "finally"
+        assert len(server.requests) == 3
+
+    with ChatServer(lambda req: (500, {"error": {"message": "down"}})) as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, max_retries=2, backoff=0.01)
+        with pytest.raises(LMError, match=r"gave up after 3 attempts.*HTTP 500"):
+            lm.generate(LMRequest("x"))
+        assert len(server.requests) == 3  # 1 + max_retries, no more
+
+    with ChatServer(lambda req: (400, {"error": {"message": "bad request"}})) as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, max_retries=3, backoff=0.01)
+        with pytest.raises(LMError, match="HTTP 400"):
+            lm.generate(LMRequest("x"))
+        assert len(server.requests) == 1  # a client error is not retried
+
+    with ChatServer(lambda req: {"choices": []}) as server:  # a 200 with a broken body is retried, then fails
+        lm = OpenAIChatLM("m", base_url=server.base_url, max_retries=1, backoff=0.01)
+        with pytest.raises(LMError, match="malformed response"):
+            lm.generate(LMRequest("x"))
+        assert len(server.requests) == 2
+
+
+def test_http_timeout_is_retried_then_reported():
+    with ChatServer(lambda req: "late", delay=1.0) as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, timeout=0.2, max_retries=1, backoff=0.01)
+        t0 = time.monotonic()
+        with pytest.raises(LMError, match="timed out after 0.2 s"):
+            lm.generate(LMRequest("x"))
+        assert time.monotonic() - t0 < 1.5  # two short timeouts, not two full server delays
+        time.sleep(1.1)  # let the server threads finish their replies before it shuts down
+        assert len(server.requests) == 2
+
+
+def test_http_concurrency_is_real_and_bounded():
+    lock = threading.Lock()
+    live = {"now": 0, "max": 0}
+
+    def slow(req):
+        with lock:
+            live["now"] += 1
+            live["max"] = max(live["max"], live["now"])
+        time.sleep(0.3)
+        with lock:
+            live["now"] -= 1
+        return _prompt_of(req)
+
+    with ChatServer(slow) as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, concurrency=4, backoff=0.01)
+        t0 = time.monotonic()
+        out = lm.generate_batch([LMRequest(f"p{i}") for i in range(8)])
+        wall = time.monotonic() - t0
+    assert [r.text for r in out] == [f"p{i}" for i in range(8)]  # answers stay in request order
+    assert live["max"] == 4  # four in flight at once, never more
+    assert wall < 8 * 0.3 * 0.6  # about two rounds of 0.3 s, far below the 2.4 s of a serial loop
+
+
+def test_http_batch_reports_failures_per_request():
+    def handler(req):
+        return (500, {"error": {"message": "no"}}) if _prompt_of(req) == "bad" else "ok"
+
+    with ChatServer(handler) as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, concurrency=3, max_retries=1, backoff=0.01)
+        out = lm.generate_batch([LMRequest("good"), LMRequest("bad"), LMRequest("good2")])
+    assert [r.ok for r in out] == [True, False, True] and "HTTP 500" in out[1].error
+
+
+def test_http_video_as_frames_and_as_video_url(sample_mp4):
+    video = read_video(sample_mp4, num_frames=4)
+    with ChatServer(lambda req: "seen") as server:
+        frames_lm = OpenAIChatLM("m", base_url=server.base_url, image_max_side=48)
+        assert frames_lm.generate(LMRequest("what happens?", video=video)) == "seen"
+        url_lm = OpenAIChatLM("m", base_url=server.base_url, video_mode="video_url")
+        assert url_lm.generate(LMRequest("what happens?", video=video)) == "seen"
+    parts = server.requests[0]["messages"][-1]["content"]
+    images = [p for p in parts if p["type"] == "image_url"]
+    assert len(images) == 4 and parts[-1] == {"type": "text", "text": "what happens?"}
+    from PIL import Image
+
+    first = Image.open(__import__("io").BytesIO(base64.b64decode(images[0]["image_url"]["url"].split(",", 1)[1])))
+    assert first.format == "JPEG" and max(first.size) == 48
+    assert "4 frames sampled uniformly over 1.2 s" in parts[0]["text"]
+    (vpart, tpart) = server.requests[1]["messages"][-1]["content"]
+    assert vpart["type"] == "video_url" and vpart["video_url"]["url"].startswith("data:video/mp4;base64,")
+    decoded = read_video(base64.b64decode(vpart["video_url"]["url"].split(",", 1)[1]), num_frames=4)
+    assert len(decoded.frames) == 4 and decoded.total_frames == 4
+    assert np.abs(decoded.frames.astype(int) - video.frames[:, : decoded.frames.shape[1]].astype(int)).mean() < 12
+
+
+def test_http_text_only_model_refuses_video(sample_mp4):
+    with ChatServer(lambda req: "x") as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, supports_video=False)
+        with pytest.raises(LMError, match="text model"):
+            lm.generate(LMRequest("p", video=read_video(sample_mp4, num_frames=2)))
+
+
+def test_http_unreachable_server_fails_cleanly():
+    lm = OpenAIChatLM("m", base_url="http://127.0.0.1:9/v1", max_retries=1, backoff=0.01, timeout=2)
+    with pytest.raises(LMError, match="gave up after 2 attempts"):
+        lm.generate(LMRequest("x"))
+    with pytest.raises(LMError, match="/models failed"):
+        _ = OpenAIChatLM(base_url="http://127.0.0.1:9/v1").name
+
+
+# -- local transformers backend --------------------------------------------------------------------------------
+
+
+def test_transformers_text_backend_on_tiny_qwen3(tiny_qwen3):
+    lm = TransformersLM(tiny_qwen3)
+    assert not lm.supports_video and lm._model is None  # nothing loaded until the first call
+    out = lm.generate_batch([LMRequest("Say hi.", max_tokens=5), LMRequest("A longer prompt here.", max_tokens=5)])
+    assert all(r.ok and isinstance(r.text, str) for r in out)
+    # greedy decoding is deterministic, batched or alone (left padding)
+    assert lm.generate(LMRequest("Say hi.", max_tokens=5)) == out[0].text
+    with pytest.raises(LMError, match="cannot take a video"):
+        lm.generate(LMRequest("x", video=read_video(make_frames(4), num_frames=2)))
+
+
+def test_transformers_video_backend_on_tiny_qwen3_vl(tiny_qwen3_vl, sample_mp4):
+    lm = TransformersLM(tiny_qwen3_vl)
+    assert lm.supports_video
+    video = read_video(sample_mp4, num_frames=4)
+    out = lm.generate_batch(
+        [
+            LMRequest("Describe the video.", video=video, max_tokens=4),
+            LMRequest("Text only.", max_tokens=4),
+            LMRequest("Describe it again.", video=video, max_tokens=4),
+        ]
+    )
+    assert all(r.ok for r in out), [r.error for r in out]
+
+
+def test_transformers_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(LMError, match="cannot load the config"):
+        TransformersLM(tmp_path / "no-such-model")
