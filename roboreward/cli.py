@@ -22,6 +22,7 @@ app = typer.Typer(
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "roboreward.demo", "demo_command"),
     ("score", "roboreward.scoring", "score_command"),
+    ("eval", "roboreward.evaluation", "eval_command"),
     ("train", "roboreward.train", "train_command"),
     ("build", "roboreward.build", "build_command"),
 ]

@@ -1,0 +1,226 @@
+"""Benchmark runner: a small dataset in the released layout, a real tiny Qwen3-VL and fake scorers; resume after
+interruption, failures, truncated files, settings changes; the leaderboard files; the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import make_frames
+
+from roboreward import metrics
+from roboreward.evaluation import EvaluationError, evaluate_models, read_predictions
+from roboreward.types import RewardOutput
+from roboreward.video import VideoDecodeError, write_video
+
+EXAMPLES = [  # (file_name, task, reward); a video appears with two instructions, as relabeled rows do
+    ("bridge/ep0.mp4", "put the spoon in the pot", 5),
+    ("bridge/ep0.mp4", "put the spoon on the towel", 2),
+    ("bridge/ep1_attempt_0_score_3.mp4", "open the drawer", 3),
+    ("robo_arena/a/ep2.mp4", "stack the cups", 1),
+    ("robo_arena/a/ep3.mp4", "wipe the table", 4),
+    ("robo_arena/b/ep4.mp4", "close the laptop", 5),
+    ("viola/ep5.mp4", "pick up the cup", 2),
+]
+N = len(EXAMPLES)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("released")
+    split = root / "test"
+    for i, (name, _, _) in enumerate(EXAMPLES):
+        if not (split / name).exists():
+            write_video(split / name, make_frames(6, 32, 48, seed=i), fps=10)
+    with open(split / "metadata.jsonl", "w") as fh:
+        for name, task, reward in EXAMPLES:
+            fh.write(json.dumps({"file_name": name, "task": task, "reward": reward, "gpt5_mini_check": "ok"}) + "\n")
+    (root / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n---\n")
+    return root
+
+
+class FakeScorer:
+    """Deterministic scores from the instruction; counts what it scored; can fail on demand."""
+
+    def __init__(self, name="fake", offset=0, interrupt_after=None, fail_on=(), settings=None):
+        self.name = name
+        self.offset = offset
+        self.interrupt_after = interrupt_after
+        self.fail_on = set(fail_on)
+        self.calls: list[str] = []
+        if settings is not None:
+            self.settings = settings
+
+    def score(self, video, instruction):
+        return self.score_batch([video], [instruction])[0]
+
+    def score_batch(self, videos, instructions):
+        outs = []
+        for v, t in zip(videos, instructions, strict=True):
+            if self.interrupt_after is not None and len(self.calls) >= self.interrupt_after:
+                raise KeyboardInterrupt  # a Ctrl-C / kill in the middle of a batch
+            if Path(v).name in self.fail_on:
+                raise VideoDecodeError(f"{v}: cannot decode video (broken)")
+            self.calls.append(t)
+            s = 1 + (len(t) + self.offset) % 5
+            outs.append(RewardOutput(score=s, probs=None, expected=float(s)))
+        return outs
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_runner_tiny_model_and_fake_writes_all_files(dataset, tmp_path, tiny_qwen3_vl):
+    out = tmp_path / "results"
+    fake = FakeScorer()
+    result = evaluate_models(
+        [f"tiny={tiny_qwen3_vl}", fake], dataset=dataset, out_dir=out, max_frames=4, batch_size=3, show_progress=False
+    )
+    names = {r["model"] for r in result.leaderboard}
+    assert names == {"tiny", "fake"}
+    for name in ("tiny", "fake"):
+        rows = _lines(out / "predictions" / f"{name}.jsonl")
+        assert len(rows) == N and len({r["key"] for r in rows}) == N
+        assert all(r["max_frames"] == 4 and r["fps"] == 2.0 for r in rows)  # sampling recorded in every row
+        settings = json.loads((out / "predictions" / f"{name}.settings.json").read_text())
+        assert settings["max_frames"] == 4 and settings["split"] == "test"
+    tiny_rows = _lines(out / "predictions" / "tiny.jsonl")
+    assert all(abs(sum(r["probs"]) - 1) < 1e-6 and r["score"] in range(1, 6) for r in tiny_rows)
+    assert {r["subset"] for r in tiny_rows} == {"bridge", "robo_arena", "viola"}
+
+    # leaderboard numbers are the metric's on the stored predictions
+    refs = [r for _, _, r in EXAMPLES]
+    subsets = [n.split("/")[0] for n, _, _ in EXAMPLES]
+    by_model = {row["model"]: row for row in result.leaderboard}
+    preds = {m: [r["score"] for r in _lines(out / "predictions" / f"{m}.jsonl")] for m in ("tiny", "fake")}
+    expect = metrics.leaderboard(preds, refs, subsets)
+    for e in expect:
+        for key in ("mae", "macro_mae", "accuracy", "instance_win_rate", "subset_win_rate"):
+            assert by_model[e["model"]][key] == pytest.approx(e[key])
+    assert result.leaderboard[0]["macro_mae"] <= result.leaderboard[1]["macro_mae"]
+
+    md = (out / "leaderboard.md").read_text()
+    assert "macro MAE" in md and "| robo_arena |" in md and "tiny" in md and "fake" in md
+    with open(out / "leaderboard.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["model"] for r in table] == [r["model"] for r in result.leaderboard] and "mae_viola" in table[0]
+    from PIL import Image
+
+    for png in ("leaderboard.png", "confusion_tiny.png", "confusion_fake.png"):
+        with Image.open(out / png) as im:
+            assert im.format == "PNG" and im.size[0] > 200
+
+
+def test_resume_after_interruption_no_duplicates_no_rescoring(dataset, tmp_path):
+    out = tmp_path / "results"
+    first = FakeScorer(name="m", interrupt_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_models([first], dataset=dataset, out_dir=out, batch_size=2, show_progress=False)
+    path = out / "predictions" / "m.jsonl"
+    assert len(_lines(path)) == 2  # the first batch was flushed; the interrupted one is not half-written
+    second = FakeScorer(name="m")
+    evaluate_models([second], dataset=dataset, out_dir=out, batch_size=2, show_progress=False)
+    assert len(second.calls) == N - 2  # only what was missing
+    rows = _lines(path)
+    assert len(rows) == N and len({r["key"] for r in rows}) == N
+    third = FakeScorer(name="m")
+    result = evaluate_models([third], dataset=dataset, out_dir=out, show_progress=False)
+    assert third.calls == [] and result.runs[0].reused == N and len(_lines(path)) == N
+
+
+def test_truncated_last_line_is_repaired(dataset, tmp_path):
+    out = tmp_path / "results"
+    evaluate_models([FakeScorer(name="m")], dataset=dataset, out_dir=out, show_progress=False)
+    path = out / "predictions" / "m.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][:25])  # a kill in the middle of the last write
+    again = FakeScorer(name="m")
+    evaluate_models([again], dataset=dataset, out_dir=out, show_progress=False)
+    assert len(again.calls) == 1
+    rows = _lines(path)
+    assert len(rows) == N and len({r["key"] for r in rows}) == N
+
+
+def test_failures_are_recorded_and_retried(dataset, tmp_path):
+    out = tmp_path / "results"
+    broken = FakeScorer(name="m", fail_on={"ep3.mp4"})
+    result = evaluate_models([broken, FakeScorer(name="other")], dataset=dataset, out_dir=out, show_progress=False)
+    assert result.runs[0].failed == 1 and result.runs[0].scored == N - 1
+    errors = _lines(out / "predictions" / "m.errors.jsonl")
+    assert errors[0]["file_name"] == "robo_arena/a/ep3.mp4" and "cannot decode" in errors[0]["error"]
+    assert errors[0]["kind"] == "video"
+    assert all(r["n"] == N - 1 and r["missing"] == 1 for r in result.leaderboard)  # compared on common examples
+    fixed = FakeScorer(name="m")
+    result = evaluate_models([fixed, FakeScorer(name="other")], dataset=dataset, out_dir=out, show_progress=False)
+    assert fixed.calls == ["wipe the table"] and not (out / "predictions" / "m.errors.jsonl").exists()
+    assert all(r["n"] == N and r["missing"] == 0 for r in result.leaderboard)
+
+
+def test_scorer_that_keeps_failing_stops_with_clear_error(dataset, tmp_path):
+    class Dead(FakeScorer):
+        def score_batch(self, videos, instructions):
+            raise ConnectionError("server unreachable")
+
+    from roboreward import evaluation
+
+    with pytest.raises(EvaluationError, match="in a row failed.*server unreachable"):
+        evaluation.score_split(
+            Dead(name="dead"),
+            *_rows_keys(dataset),
+            tmp_path / "dead.jsonl",
+            max_consecutive_failures=3,
+            show_progress=False,
+        )
+
+
+def _rows_keys(dataset):
+    from roboreward.dataset_io import read_split
+    from roboreward.evaluation import example_keys
+
+    rows = read_split(dataset, "test")
+    return rows, example_keys(rows)
+
+
+def test_settings_change_and_complete_models_not_reloaded(dataset, tmp_path):
+    out = tmp_path / "results"
+    evaluate_models(
+        ["a=spec-a", "b=spec-b"],
+        dataset=dataset,
+        out_dir=out,
+        scorer_factory=lambda spec: FakeScorer(offset=len(spec)),
+        show_progress=False,
+    )
+    assert len(read_predictions(out / "predictions" / "a.jsonl")) == N
+
+    def must_not_load(spec):
+        raise AssertionError(f"{spec} was loaded although its predictions are complete")
+
+    result = evaluate_models(
+        ["a=spec-a", "b=spec-b"], dataset=dataset, out_dir=out, scorer_factory=must_not_load, show_progress=False
+    )
+    assert {r.reused for r in result.runs} == {N}
+    with pytest.raises(EvaluationError, match="other settings.*max_frames: 8 -> 16"):
+        evaluate_models(["a=spec-a"], dataset=dataset, out_dir=out, max_frames=16, scorer_factory=must_not_load)
+    with pytest.raises(ValueError, match="given twice"):
+        evaluate_models(["x=a", "x=b"], dataset=dataset, out_dir=out, scorer_factory=lambda s: FakeScorer())
+
+
+def test_eval_cli(dataset, tmp_path, tiny_qwen3_vl):
+    from typer.testing import CliRunner
+
+    from roboreward.cli import app
+
+    out = tmp_path / "cli"
+    args = ["eval", "--dataset", str(dataset), "--out", str(out), "--model", f"tiny={tiny_qwen3_vl}"]
+    result = CliRunner().invoke(app, [*args, "--num-frames", "2", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "scored 3, reused 0" in result.output and (out / "leaderboard.md").is_file()
+    rows = _lines(out / "predictions" / "tiny.jsonl")
+    assert len(rows) == 3 and rows[0]["num_frames"] == 2 and rows[0]["fps"] is None
+    bad = CliRunner().invoke(app, ["eval", "--dataset", str(tmp_path / "nowhere"), "--model", "tiny"])
+    assert bad.exit_code == 1
+    missing_split = CliRunner().invoke(app, ["eval", "--dataset", str(dataset), "--split", "train", "-m", "tiny"])
+    assert missing_split.exit_code == 1 and "no split 'train'" in missing_split.output
