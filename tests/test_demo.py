@@ -148,6 +148,27 @@ def test_bad_input_is_refused_with_a_clear_message(media, video, instruction, li
     assert scorer.calls == 0
 
 
+def test_app_turns_failures_into_page_messages(media):
+    """The click handler of a built app: bad input and a crashing scorer both become ``gr.Error``."""
+    import gradio as gr
+
+    class Crashing(GrowingScorer):
+        def score_batch(self, videos, instructions):
+            raise RuntimeError("CUDA out of memory")
+
+    def handler_of(demo):
+        (fn,) = [f.fn for f in demo.fns.values() if f.api_name == "score"]
+        return fn
+
+    handler = handler_of(D.build_demo(Crashing()))
+    with pytest.raises(gr.Error, match="Scoring failed: RuntimeError: CUDA out of memory"):
+        handler(str(media["good"]), "open the drawer", 0)
+    with pytest.raises(gr.Error, match="notes.txt: not a video file"):
+        handler(str(media["text"]), "open the drawer", 0)
+    md, dist, curve, strip, details = handler_of(D.build_demo(GrowingScorer()))(str(media["good"]), "open it", 3)
+    assert details["score"] == 5 and len(curve) == 3 and len(strip) == 8 and list(dist["score"]) == list("12345")
+
+
 def test_default_model_spec(monkeypatch):
     monkeypatch.delenv(D.ENV_MODEL, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
