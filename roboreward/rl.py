@@ -47,6 +47,7 @@ __all__ = [
     "RewardWrapper",
     "agreement",
     "episode_reward_value",
+    "lighten_mujoco_rendering",
     "setup_headless_mujoco",
 ]
 
@@ -125,8 +126,14 @@ class _FrameBuffer:
         self.steps: list[int] = []
         self.last: tuple[int, np.ndarray] | None = None
         self.missing = 0
+        self.calls = 0
+
+    def wants(self, step: int, last: bool) -> bool:
+        """Whether the frame of ``step`` would be kept (so renders are only made for kept frames)."""
+        return last or step % self.stride == 0
 
     def add(self, step: int, frame: np.ndarray | None) -> None:
+        self.calls += 1
         if frame is None:
             self.missing += 1
             return
@@ -166,6 +173,7 @@ class _Job:
     frame_steps: list[int]
     recorded: int
     missing: int
+    calls: int
     length: int
     final_info: dict[str, Any]
     future: Future | None = None
@@ -311,7 +319,7 @@ class RewardWrapper(gym.Wrapper):
             raise RuntimeError("call reset() before step()")
         obs, env_reward, terminated, truncated, info = self.env.step(action)
         self._step += 1
-        self._record(obs)
+        self._record(obs, last=terminated or truncated)
         info = dict(info)
         info["env_reward"] = float(env_reward)
         reward = float(env_reward) if self.env_reward == "add" else 0.0
@@ -367,8 +375,11 @@ class RewardWrapper(gym.Wrapper):
             raise ValueError(f"episode {self.episode}: the instruction must be a non-empty string, got {text!r}")
         return text
 
-    def _record(self, obs: Any) -> None:
+    def _record(self, obs: Any, last: bool = False) -> None:
+        """Store this step's frame if the buffer keeps it (``render()`` is only called for kept frames)."""
         assert self._buffer is not None
+        if not self._buffer.wants(self._step, last):
+            return
         source = "render()" if self.frame_source == "render" else f"observation[{self.frame_source!r}]"
         frame = self.env.render() if self.frame_source == "render" else obs[self.frame_source]
         if frame is None:
@@ -389,7 +400,7 @@ class RewardWrapper(gym.Wrapper):
                 f"episode {self.episode} step {self._step}: {source} gave a {arr.dtype} frame; expected uint8 "
                 "(convert it with frame_transform)"
             )
-        self._buffer.add(self._step, np.ascontiguousarray(arr).copy())
+        self._buffer.add(self._step, np.array(arr, copy=True, order="C"))
 
     def _make_job(self, info: dict[str, Any]) -> _Job:
         assert self._buffer is not None
@@ -406,6 +417,7 @@ class RewardWrapper(gym.Wrapper):
             frame_steps=steps,
             recorded=kept,
             missing=self._buffer.missing,
+            calls=self._buffer.calls,
             length=self._step,
             final_info=dict(info),
         )
@@ -413,7 +425,7 @@ class RewardWrapper(gym.Wrapper):
             where = "render()" if self.frame_source == "render" else f"observation[{self.frame_source!r}]"
             job.error = (
                 f"episode {job.episode}: no frames recorded ({where} returned None on "
-                f"{job.missing} of {job.length + 1} calls)"
+                f"{job.missing} of {job.calls} calls)"
             )
         return job
 
@@ -575,6 +587,20 @@ def setup_headless_mujoco(backend: str = "osmesa") -> str:
             with contextlib.suppress(ImportError):
                 import triton  # noqa: F401
     return gl
+
+
+def lighten_mujoco_rendering(env: gym.Env, shadowsize: int = 1024, offsamples: int = 0) -> None:
+    """Cheaper offscreen renders of a MuJoCo env under software GL: a smaller shadow map, no multisampling.
+
+    Call before the first ``render()``. Meta-World asks for a 4096 px shadow map and 4x multisampling; on
+    OSMesa that dominates the cost of a frame (see docs/rl.md for timings), with no visible change at the
+    sizes a reward model sees.
+    """
+    model = getattr(env.unwrapped, "model", None)
+    if model is None or not hasattr(model, "vis"):
+        raise TypeError(f"{type(env.unwrapped).__name__} is not a MuJoCo env (no .model.vis)")
+    model.vis.quality.shadowsize = int(shadowsize)
+    model.vis.quality.offsamples = int(offsamples)
 
 
 def _env_fps(env: gym.Env) -> float:
