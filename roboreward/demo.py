@@ -8,7 +8,7 @@ expected progress, the sampled frames and a dense progress curve (scores of grow
 
 Bad input (no video, a non-video file, a corrupt or empty video, one over the size or duration limit, an
 empty instruction) raises ``gr.Error`` with a message naming the problem; the app keeps serving.
-Gradio and the model are imported lazily, so importing this module is cheap.
+Gradio, torch and the model are imported lazily, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 import typer
 
 from roboreward.rubric import SCORE_NAMES, SCORES, load_prompt
+from roboreward.scoring import DEFAULT_MODEL, load_scorer, progress_curve
 from roboreward.types import RewardOutput, Scorer
 from roboreward.video import VideoDecodeError, VideoInfo, probe, read_video
 
@@ -40,12 +41,8 @@ log = logging.getLogger(__name__)
 #: Environment variables read by the Space / CLI (arguments take precedence).
 ENV_MODEL = "ROBOREWARD_MODEL"
 ENV_EXAMPLES = "ROBOREWARD_DEMO_EXAMPLES"
-#: The model a Space loads when nothing is set and the Hub is reachable.
-DEFAULT_MODEL = "teetone/RoboReward-4B"
 #: What runs when nothing is set and the Hub is offline: a tiny random Qwen3-VL the project builds itself.
 OFFLINE_MODEL = "tiny"
-
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
 
 
 class DemoInputError(ValueError):
@@ -180,8 +177,8 @@ def check_instruction(instruction: str | None, limits: Limits) -> str:
     return text
 
 
-def _short(exc: BaseException, n: int = 200) -> str:
-    text = str(exc)
+def _short(what: object, n: int = 200) -> str:
+    text = str(what)
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
@@ -216,10 +213,10 @@ def analyse(
         sample = getattr(scorer, "sample", None)
         sampled = sample(path) if callable(sample) else read_video(path, num_frames=min(strip_frames, info.num_frames))
         if want_curve:
-            from roboreward.scoring import progress_curve
-
             curve = progress_curve(scorer, path, text, num_points=int(curve_points))
             output = curve.outputs[-1]
+        elif callable(sample) and callable(getattr(scorer, "score_sampled", None)):
+            output = scorer.score_sampled([sampled], [text])[0]  # the strip's frames: decode once
         else:
             output = scorer.score(path, text)
     except VideoDecodeError as exc:  # the container probed fine but its frames do not decode
@@ -249,17 +246,20 @@ def headline(result: DemoResult, model_name: str) -> str:
     ]
     if out.expected is not None:
         lines.append(f"**Expected progress:** {100 * out.progress:.0f}% (E[score] = {out.expected:.2f})")
-    else:
-        lines.append("**Expected progress:** n/a (this scorer answers with text only; no distribution)")
+    if out.probs is None:
+        lines.append("\nThis scorer answered with text only (no distribution): the bar shows its parsed answer.")
     if result.curve_times:
-        voc = "n/a" if result.voc is None else f"{result.voc:+.2f}"
         lines.append(
-            f"\n**Progress curve:** {len(result.curve_times)} prefixes scored, value-order correlation (VOC) {voc}"
+            f"\n**Progress curve:** {len(result.curve_times)} prefixes scored, "
+            f"value-order correlation (VOC) {result.voc:+.2f}"
         )
     elif result.curve_skipped:
         lines.append(f"\n**Progress curve:** skipped ({result.curve_skipped})")
     if not out.parsed:
-        lines.append(f"\n⚠️ The model's answer could not be parsed: `{out.raw_text!r}` (counted as score 1).")
+        lines.append(
+            f"\n⚠️ The answer could not be parsed (shown as 1; evaluation counts it at the maximum error): "
+            f"{_short(repr(out.raw_text))}"
+        )
     info = result.info
     lines.append(
         f"\n<sub>model `{model_name}` · video {info.width}x{info.height}, {info.num_frames} frames at "
@@ -470,8 +470,6 @@ def serve(
     block: bool = True,
 ) -> gr.Blocks:
     """Load the scorer named by ``model`` (see :func:`default_model_spec`), build the app and serve it."""
-    from roboreward.scoring import load_scorer
-
     spec = default_model_spec(model)
     root = find_examples(examples)
     note = (

@@ -125,7 +125,14 @@ def test_text_only_scorer_shows_one_hot_distribution(media):
 
     result = D.analyse(TextScorer(), media["good"], "x", curve_points=0)
     assert result.probs == [0.0, 1.0, 0.0, 0.0, 0.0]
-    assert "no distribution" in D.headline(result, "api")
+    assert "no distribution" in D.headline(result, "api") and "Expected progress" not in D.headline(result, "api")
+
+    class Unparsed(GrowingScorer):
+        def score_batch(self, videos, instructions):
+            return [RewardOutput(score=1, raw_text="I think it worked", parsed=False) for _ in videos]
+
+    result = D.analyse(Unparsed(), media["good"], "x", curve_points=0)
+    assert "could not be parsed" in D.headline(result, "api") and "'I think it worked'" in D.headline(result, "api")
 
 
 @pytest.mark.parametrize(
