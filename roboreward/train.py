@@ -429,6 +429,7 @@ def main(script_args: Any, training_args: Any, model_args: Any) -> dict[str, Any
     if resume:
         trainer.accelerator.print(f"Resuming from {resume}")
     train_result = trainer.train(resume_from_checkpoint=resume)
+    history = list(trainer.state.log_history)  # before the final evaluation of the best model
     eval_metrics = trainer.evaluate() if eval_rows else {}
 
     # Save the best model (safetensors) with its processor; LoRA adapters are merged into the base model
@@ -439,6 +440,7 @@ def main(script_args: Any, training_args: Any, model_args: Any) -> dict[str, Any
         if peft_config is not None and script_args.merge_lora:
             merge_adapter(model_path, out / "adapter", out, dtype=model_args.dtype or "auto")
         processor.save_pretrained(str(out))
+        (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_info.json records the arguments
         info = build_run_info(
             base_model=model_args.model_name_or_path,
             family=family,
@@ -452,7 +454,7 @@ def main(script_args: Any, training_args: Any, model_args: Any) -> dict[str, Any
             train_metrics=dict(train_result.metrics),
             best_checkpoint=trainer.state.best_model_checkpoint,
             best_metric=trainer.state.best_metric,
-            log_history=trainer.state.log_history,
+            log_history=history,
             skipped_videos=_count_lines(out / SKIP_LOG),
             frozen_vision_parameters=frozen,
             quantization=qc.to_dict() if qc is not None else None,

@@ -172,7 +172,7 @@ def test_cli_reports_recipe_errors(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 def test_tiny_recipe_trains_selects_by_mae_and_saves(trained, dataset):
     info = json.loads((trained / "run_info.json").read_text())
-    assert (trained / "model.safetensors").is_file() and (trained / "preprocessor_config.json").is_file()
+    assert (trained / "model.safetensors").is_file() and (trained / "processor_config.json").is_file()
     assert not list(trained.glob("*.bin")) and not list(trained.glob("*.pt*"))
     # evaluated at steps 2 and 4; the kept checkpoint has the lowest MAE of the two
     history = info["eval_history"]
