@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,10 @@ class LMCache:
 
     def keys(self) -> set[str]:
         """Keys of every finished call in the cache."""
-        return {p.stem for p in self.dir.glob("*/*.json")}
+        return {p.stem for p in self.dir.glob("*/*.json") if not p.name.startswith(".tmp-")}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.keys()))
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None

@@ -182,7 +182,7 @@ class Relabeler:
     ``text_lm`` / ``video_lm`` are any :class:`~roboreward.lm.LM` (``video_lm`` defaults to ``text_lm``, which
     then must see videos). ``cache_dir`` holds the LM-call cache (default ``$ROBOREWARD_CACHE/lm-calls`` or
     ``~/.cache/roboreward/lm-calls``; ``False`` turns caching off). Frames for the VLM are sampled at ``fps``
-    (at most ``max_frames``) or exactly ``num_frames``.
+    (between ``min_frames`` and ``max_frames``) or exactly ``num_frames``.
     """
 
     def __init__(
@@ -200,6 +200,7 @@ class Relabeler:
         fps: float | None = 2.0,
         num_frames: int | None = None,
         max_frames: int = 16,
+        min_frames: int = 4,
         max_tokens: int = 768,
         retry_temperature: float = 0.7,
         scores: Sequence[int] = CF_SCORES,
@@ -229,7 +230,8 @@ class Relabeler:
         self.label_check = label_check
         self.drop_inconsistent = drop_inconsistent
         self.max_retries = int(max_retries)
-        self.fps, self.num_frames, self.max_frames = (None if num_frames else fps), num_frames, max_frames
+        self.fps, self.num_frames = (None if num_frames else fps), num_frames
+        self.max_frames, self.min_frames = max_frames, min_frames
         self.max_tokens = max_tokens
         self.retry_temperature = retry_temperature
         self.scores = tuple(scores)
@@ -301,7 +303,13 @@ class Relabeler:
         return item.value
 
     def _read_video(self, video_path: Path) -> SampledVideo:
-        return read_video(video_path, fps=self.fps, num_frames=self.num_frames, max_frames=self.max_frames)
+        return read_video(
+            video_path,
+            fps=self.fps,
+            num_frames=self.num_frames,
+            max_frames=self.max_frames,
+            min_frames=self.min_frames,
+        )
 
     def counterfactual_examples(
         self, run: _Run, episode: Episode, instruction: str, video: SampledVideo
