@@ -13,8 +13,11 @@ from roboreward.video import write_video
 FPS = 10
 
 
-def episode_frames(n: int, seed: int, h: int = 48, w: int = 64) -> np.ndarray:
-    """Frames with a per-episode flat colour (so a segment can be told apart) and a moving bar."""
+def episode_frames(n: int, seed: int, h: int = 48, w: int = 128) -> np.ndarray:
+    """Frames with a per-episode flat colour (so a segment can be told apart) and a moving bar.
+
+    At least 112 px wide: below that, PyAV's bundled x264 gives run-to-run different bytes for the same frames.
+    """
     rng = np.random.default_rng(seed)
     color = rng.integers(30, 225, 3).astype(np.uint8)
     frames = np.empty((n, h, w, 3), np.uint8)
@@ -85,7 +88,7 @@ def make_lerobot_v3(
         "total_episodes": len(lengths),
         "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
         "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
-        "features": {k: {"dtype": "video", "shape": [48, 64, 3]} for k in cameras}
+        "features": {k: {"dtype": "video", "shape": [48, 128, 3]} for k in cameras}
         | {"timestamp": {"dtype": "float32", "shape": [1]}},
     }
     (root / "meta" / "info.json").write_text(json.dumps(info))
@@ -106,7 +109,7 @@ def make_lerobot_v21(root: Path, lengths: list[int], tasks: list[str], seed: int
         "chunks_size": 1000,
         "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
         "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
-        "features": {key: {"dtype": "video", "shape": [48, 64, 3]}},
+        "features": {key: {"dtype": "video", "shape": [48, 128, 3]}},
     }
     (root / "meta" / "info.json").write_text(json.dumps(info))
     lines = []

@@ -1,0 +1,288 @@
+"""The dataset builder end to end: the bundled sample opens with load_dataset, determinism, bad input, resume
+after SIGKILL, and the relabeling hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from build_helpers import make_lerobot_v3, make_roboarena
+
+from roboreward.build import MANIFEST, REPORT, build_dataset
+from roboreward.dataset_io import available_splits, read_split
+from roboreward.split import check_no_leakage
+from roboreward.types import Example, RelabelResult
+
+
+def _split_rows(root: Path) -> dict[str, list[dict]]:
+    return {s: [r.data for r in read_split(root, s)] for s in available_splits(root)}
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    """Everything a dataset user sees: metadata, manifest (with video hashes), the card."""
+    out = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.glob("*/metadata.jsonl")}
+    out[MANIFEST] = (root / MANIFEST).read_bytes()
+    out["README.md"] = (root / "README.md").read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "roboreward_sample"
+    t0 = time.perf_counter()
+    summary = build_dataset(["sample"], out, workers=2, show_progress=False)
+    assert time.perf_counter() - t0 < 120  # target < ~60 s on 2 cores
+    assert summary.episodes_skipped == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def mixed_source(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mixed")
+    make_lerobot_v3(
+        root / "lerobot" / "so_arm",
+        [8, 10, 9, 12, 7, 11, 9, 10],
+        [f"task {i}" for i in range(8)],
+        cameras=("observation.images.front",),
+        per_file=4,
+    )
+    make_roboarena(root / "arena", [{"a": 1.0, "b": 0.5}, {"a": 0.1, "b": 0.9}, {"a": 0.3, "b": 0.65}], frames=8)
+    return root
+
+
+def _mixed_specs(root: Path) -> list[str]:
+    return [f"lerobot:{root / 'lerobot'}", f"roboarena:{root / 'arena'}"]
+
+
+# ---------------------------------------------------------------------------------------------- the sample
+
+
+def test_sample_build_opens_with_load_dataset(sample_build):
+    import datasets
+
+    ds = datasets.load_dataset(str(sample_build))
+    assert set(ds) == {"train", "validation", "test"}
+    report = json.loads((sample_build / REPORT).read_text())
+    for split in ds:
+        assert ds[split].num_rows == report["splits"][split]["examples"]
+    row = ds["test"][0]
+    frame = row["video"].get_frame_at(0).data
+    assert tuple(frame.shape) == (3, 120, 160) and float(frame.float().std()) > 5
+    assert ds["train"].features["failure_mode"].dtype == "string"  # the card's features, not inferred nulls
+    # the manifest at the root does not leak into any split
+    assert set(ds["train"].column_names) >= {"task", "reward", "episode_id", "kind", "clip_fraction"}
+
+
+def test_sample_build_layout_labels_and_no_leakage(sample_build):
+    from roboreward.video import probe
+
+    rows = _split_rows(sample_build)
+    check_no_leakage((s, r["episode_id"]) for s, rs in rows.items() for r in rs)
+    sources = {r["source"] for rs in rows.values() for r in rs}
+    assert sources == {"metaworld_sawyer", "robo_arena"}
+    for split, rs in rows.items():
+        assert {r["source"] for r in rs} == sources, f"{split} misses a source"
+        for r in rs:
+            assert r["file_name"].split("/")[0] == r["source"]
+    all_rows = [r for rs in rows.values() for r in rs]
+    assert {r["reward"] for r in all_rows} == {1, 2, 3, 4, 5}
+    originals = {r["episode_id"]: r for r in all_rows if r["kind"] == "original"}
+    clips = [r for r in all_rows if r["kind"] == "clipped"]
+    assert len(clips) == 4 * sum(r["reward"] == 5 for r in originals.values())
+    split_of = {r["episode_id"]: s for s, rs in rows.items() for r in rs}
+    for c in clips:
+        assert c["file_name"].endswith(
+            f"_attempt_{[0.1, 0.3, 0.5, 0.7].index(c['clip_fraction']) + 1}_score_{c['reward']}.mp4"
+        )
+        assert c["reward"] == {0.1: 1, 0.3: 2, 0.5: 3, 0.7: 4}[c["clip_fraction"]]
+        full = probe(sample_build / split_of[c["episode_id"]] / originals[c["episode_id"]]["file_name"]).num_frames
+        clip = probe(sample_build / split_of[c["episode_id"]] / c["file_name"]).num_frames
+        assert clip == max(1, round(full * c["clip_fraction"]))
+    card = (sample_build / "README.md").read_text()
+    assert "configs:" in card and "| robo_arena |" in card and "hf upload" in card
+
+
+# ---------------------------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_same_bytes_other_seed_other_split(mixed_source, tmp_path):
+    specs = _mixed_specs(mixed_source)
+    a = build_dataset(specs, tmp_path / "a", seed=7, show_progress=False)
+    b = build_dataset(specs, tmp_path / "b", seed=7, workers=2, shard_size=3, show_progress=False)
+    assert _outputs(tmp_path / "a")[MANIFEST] == _outputs(tmp_path / "b")[MANIFEST]
+    assert {k: v for k, v in _outputs(tmp_path / "a").items() if k != "README.md"} == {
+        k: v for k, v in _outputs(tmp_path / "b").items() if k != "README.md"
+    }
+    assert a.counts == b.counts and sum(a.counts.values()) == 8 * 5 + 6 + 4 * 2
+    c = build_dataset(specs, tmp_path / "c", seed=8, show_progress=False)
+    split_a = {r["episode_id"]: s for s, rs in _split_rows(tmp_path / "a").items() for r in rs}
+    split_c = {r["episode_id"]: s for s, rs in _split_rows(tmp_path / "c").items() for r in rs}
+    assert split_a.keys() == split_c.keys() and split_a != split_c
+    assert c.counts == a.counts  # same sizes per split, other episodes
+    # sampling per sub-dataset
+    d = build_dataset(specs, tmp_path / "d", seed=7, episodes_per_source=3, clip_fractions="none", show_progress=False)
+    rows = [r for rs in _split_rows(tmp_path / "d").values() for r in rs]
+    assert sorted(r["source"] for r in rows) == ["robo_arena"] * 3 + ["so_arm"] * 3
+    assert d.episodes_planned == 6
+
+
+def test_out_dir_must_be_a_build(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a RoboReward build folder"):
+        build_dataset(["sample"], tmp_path, show_progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_reported_and_the_rest_is_built(tmp_path, sample_mp4):
+    root = tmp_path / "src"
+    make_roboarena(
+        root / "arena",
+        [
+            {"a": 1.0, "b": 0.5},  # fine
+            {"a": 0.5, "b": 0.5, "video": {"A": b"\x00\x00\x00\x18ftypmp42 not a real video"}},  # corrupt
+            {"a": 0.5, "b": 0.5, "video": {"B": b""}},  # empty file
+            {"a": 0.5, "b": 0.5, "instruction": ""},  # no instruction (both A and B)
+            {"a": 1.5, "b": 0.2},  # progress outside 0-100 (A only)
+            {"a": 0.5, "b": 0.5, "cameras": ("wrist",)},  # missing camera (both)
+        ],
+        frames=6,
+    )
+    make_lerobot_v3(root / "lerobot" / "ds", [6, 6], ["wave", ""], cameras=("observation.images.cam",))
+    summary = build_dataset(
+        [f"roboarena:{root / 'arena'}", f"lerobot:{root / 'lerobot'}"], tmp_path / "out", show_progress=False
+    )
+    report = json.loads((tmp_path / "out" / REPORT).read_text())
+    skipped = {s["episode"]: s for s in report["skipped"]}
+    assert set(skipped) == {
+        "session_001_A",
+        "session_002_B",
+        "session_003_A",
+        "session_003_B",
+        "session_004_A",
+        "session_005_A",
+        "session_005_B",
+        "ds_episode_000001",
+    }
+    assert skipped["session_001_A"]["field"] == "video" and "session_001_A" in skipped["session_001_A"]["error"]
+    assert skipped["session_002_B"]["field"] == "video" and "empty" in skipped["session_002_B"]["error"]
+    assert skipped["session_003_A"]["field"] == "language_instruction"
+    assert skipped["session_004_A"]["field"] == "policies.A.partial_success"
+    assert "outside 0-1" in skipped["session_004_A"]["error"]
+    assert skipped["session_005_B"]["field"] == "camera left_shoulder"
+    assert skipped["ds_episode_000001"]["field"] == "instruction"
+    assert summary.episodes_skipped == 8 and summary.episodes_built == 14 - 8
+    assert report["episodes"]["skipped_by_field"]["video"] == 2
+    built = {r["episode_id"] for rs in _split_rows(tmp_path / "out").values() for r in rs}
+    assert built == {
+        "session_000_A",
+        "session_000_B",
+        "session_001_B",
+        "session_002_A",
+        "session_004_B",
+        "ds_episode_000000",
+    }
+    # no file of a skipped episode is left behind
+    names = {p.name for p in (tmp_path / "out").rglob("*.mp4")}
+    assert not any(n.startswith(("session_001_A", "session_003", "session_005")) for n in names)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+
+
+def test_resume_after_sigkill_redoes_nothing_finished(mixed_source, tmp_path):
+    specs = _mixed_specs(mixed_source)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "roboreward", "build", "--out", str(out), "--shard-size", "1", "--seed", "3"]
+    for s in specs:
+        cmd += ["--source", s]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    shards = out / ".build" / "shards"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if shards.is_dir() and len(list(shards.glob("shard-*.json"))) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the build ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "README.md").exists()  # killed before the assembly
+    done = {p.name: p.stat().st_mtime_ns for p in shards.glob("shard-*.json")}
+    assert 3 <= len(done) < 14
+
+    resumed = build_dataset(specs, out, seed=3, shard_size=1, show_progress=False)
+    assert resumed.shards_reused == len(done) and resumed.shards_total == 14
+    assert {p.name: p.stat().st_mtime_ns for p in shards.glob("shard-*.json") if p.name in done} == done
+    assert not list(out.rglob(".tmp-*"))
+
+    fresh = build_dataset(specs, tmp_path / "fresh", seed=3, shard_size=1, show_progress=False)
+    assert fresh.shards_reused == 0
+    assert _outputs(out) == _outputs(tmp_path / "fresh")
+    # a second run is a no-op that reuses everything and leaves the same output
+    again = build_dataset(specs, out, seed=3, shard_size=1, show_progress=False)
+    assert again.shards_reused == 14 and _outputs(out)[MANIFEST] == _outputs(tmp_path / "fresh")[MANIFEST]
+
+
+# ---------------------------------------------------------------------------------------------- relabel hook
+
+
+class FakeRelabeler:
+    """Cleans the instruction, proposes one counterfactual for successes, reports a skipped paraphrase."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, episode, video_path: Path) -> RelabelResult:
+        assert video_path.is_file()
+        self.calls.append(episode.id)
+        examples = []
+        if episode.label == 5:
+            examples.append(
+                Example(
+                    file_name="",
+                    task=f"{episode.instruction} twice",
+                    reward=3,
+                    kind="counterfactual",
+                    failure_mode="did it only once",
+                )
+            )
+        return RelabelResult(
+            instruction=episode.instruction.capitalize() + ".",
+            examples=examples,
+            skipped=["paraphrase: model returned invalid JSON"],
+            calls=2,
+        )
+
+
+def test_relabel_hook_rows_report_and_resume(mixed_source, tmp_path):
+    import datasets
+
+    specs = [f"lerobot:{mixed_source / 'lerobot'}"]
+    fake = FakeRelabeler()
+    summary = build_dataset(specs, tmp_path / "r", relabeler=fake, relabel_config={"fake": 1}, show_progress=False)
+    assert len(fake.calls) == 8
+    rows = [r for rs in _split_rows(tmp_path / "r").values() for r in rs]
+    cf = [r for r in rows if r["kind"] == "counterfactual"]
+    assert len(cf) == 8 and all(r["reward"] == 3 and r["failure_mode"] == "did it only once" for r in cf)
+    originals = {r["episode_id"]: r for r in rows if r["kind"] == "original"}
+    for r in cf:  # the counterfactual reuses the episode's video
+        assert r["file_name"] == originals[r["episode_id"]]["file_name"]
+        assert r["original_instruction"] == originals[r["episode_id"]]["original_instruction"]
+    assert all(r["task"].endswith(".") and r["task"][0].isupper() for r in rows if r["kind"] != "counterfactual")
+    assert all(r["original_instruction"].startswith("task ") for r in rows)
+    report = summary.report
+    assert report["relabel"]["lm_calls"] == 16 and len(report["relabel"]["notes"]) == 8
+    ds = datasets.load_dataset(str(tmp_path / "r"))
+    assert sum(ds[s].num_rows for s in ds) == len(rows) == 8 * 6  # rows sharing an mp4 all load
+    # resume: nothing is relabeled again
+    again = build_dataset(specs, tmp_path / "r", relabeler=fake, relabel_config={"fake": 1}, show_progress=False)
+    assert len(fake.calls) == 8 and again.shards_reused == again.shards_total
