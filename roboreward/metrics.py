@@ -38,12 +38,12 @@ def _as_scores(values: Any, what: str, *, allow_none: bool) -> tuple[np.ndarray,
         failed = np.zeros(len(ints), bool)
     else:
         if arr.dtype == object:
-            failed = np.array([v is None for v in arr], bool)
+            failed = np.equal(arr, None)  # elementwise identity test, in C
             if failed.any() and not allow_none:
                 i = int(np.argmax(failed))
                 raise ValueError(f"{what}[{i}] is None (missing score)")
             try:
-                num = np.array([np.nan if v is None else v for v in arr], dtype=np.float64)
+                num = np.where(failed, np.nan, arr).astype(np.float64)
             except (TypeError, ValueError):
                 bad = next(i for i, v in enumerate(arr) if not _is_number(v))
                 raise ValueError(f"{what}[{bad}] = {arr[bad]!r} is not a number in 1..5") from None
@@ -145,11 +145,17 @@ def confusion_matrix(predictions: Any, references: Any) -> np.ndarray:
     return np.bincount(flat, minlength=NUM_SCORES * NUM_SCORES).reshape(NUM_SCORES, NUM_SCORES)
 
 
-def _check_subsets(subsets: Any, n: int) -> np.ndarray:
-    arr = np.asarray([str(s) for s in subsets], dtype=object)
-    if len(arr) != n:
-        raise ValueError(f"{len(arr)} subsets but {n} predictions")
-    return arr
+def subset_index(subsets: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted subset names, index of each instance's subset) for ``n`` instances."""
+    if isinstance(subsets, str | bytes) or not hasattr(subsets, "__len__"):
+        raise ValueError(f"subsets must be a sequence of names, got {type(subsets).__name__}")
+    if len(subsets) != n:
+        raise ValueError(f"{len(subsets)} subsets but {n} predictions")
+    arr = np.asarray(subsets)
+    if arr.dtype.kind not in "US":
+        arr = arr.astype(str)
+    names, inverse = np.unique(arr, return_inverse=True)
+    return names, inverse.reshape(-1)
 
 
 def per_subset_mae(predictions: Any, references: Any, subsets: Sequence[str]) -> dict[str, float]:
@@ -159,13 +165,19 @@ def per_subset_mae(predictions: Any, references: Any, subsets: Sequence[str]) ->
 
 def macro_mae(predictions: Any, references: Any, subsets: Sequence[str]) -> float:
     """Unweighted mean of the per-subset MAEs (the RoboRewardBench leaderboard headline)."""
-    return float(np.mean(list(per_subset_mae(predictions, references, subsets).values())))
+    return compute(predictions, references, subsets)["macro_mae"]
 
 
-def compute(predictions: Any, references: Any, subsets: Sequence[str] | None = None) -> dict[str, Any]:
-    """Every single-model metric: mae, accuracy, off_by_one_accuracy, spearman, confusion_matrix,
-    parse_failures, n, and with ``subsets`` also per_subset_mae and macro_mae."""
-    preds, refs, failed = check_inputs(predictions, references)
+def _subset_maes(errors: np.ndarray, inverse: np.ndarray, k: int) -> np.ndarray:
+    """(M, S) per-subset MAE from an (M, N) error matrix and each instance's subset index."""
+    counts = np.bincount(inverse, minlength=k)
+    sums = np.stack([np.bincount(inverse, weights=row, minlength=k) for row in errors])
+    return sums / counts[None, :]
+
+
+def _metrics(
+    preds: np.ndarray, refs: np.ndarray, failed: np.ndarray, index: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[dict[str, Any], np.ndarray]:
     err = np.where(failed, MAX_ERROR, np.abs(preds - refs))
     ok = ~failed
     flat = (refs[ok] - 1) * NUM_SCORES + (preds[ok] - 1)
@@ -179,14 +191,20 @@ def compute(predictions: Any, references: Any, subsets: Sequence[str] | None = N
         "parse_failures": int(failed.sum()),
         "n": len(refs),
     }
-    if subsets is not None:
-        names, inverse = np.unique(_check_subsets(subsets, len(err)).astype(str), return_inverse=True)
-        sums = np.bincount(inverse, weights=err, minlength=len(names))
-        counts = np.bincount(inverse, minlength=len(names))
-        per = {str(k): float(s / c) for k, s, c in zip(names, sums, counts, strict=True)}
-        out["per_subset_mae"] = per
-        out["macro_mae"] = float(np.mean(list(per.values())))
-    return out
+    if index is not None:
+        names, inverse = index
+        per = _subset_maes(err[None, :], inverse, len(names))[0]
+        out["per_subset_mae"] = {str(k): float(v) for k, v in zip(names, per, strict=True)}
+        out["macro_mae"] = float(per.mean())
+    return out, err
+
+
+def compute(predictions: Any, references: Any, subsets: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every single-model metric: mae, accuracy, off_by_one_accuracy, spearman, confusion_matrix,
+    parse_failures, n, and with ``subsets`` also per_subset_mae and macro_mae."""
+    preds, refs, failed = check_inputs(predictions, references)
+    index = subset_index(subsets, len(refs)) if subsets is not None else None
+    return _metrics(preds, refs, failed, index)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -217,23 +235,24 @@ def _need_two(m: int) -> None:
 def instance_win_rates_from_errors(errors: np.ndarray) -> np.ndarray:
     """Instance win rate of every model from an (M, N) matrix of integer errors 0..4 (vectorised).
 
-    Per instance, a model with error e beats the ``greater`` models with larger error and ties the ``eq - 1``
-    others with equal error; counting per error level avoids the M x M pairwise loop.
+    At an instance where model A has error k, A beats the models with a larger error and ties the others at k:
+    ``wins = above_k + 0.5 * (count_k - 1)``. Summing over instances is, per error level k, one matrix-vector
+    product of A's indicator ``[e_A == k]`` with ``above_k + 0.5 count_k`` — no M x M pairwise loop.
     """
     errors = np.asarray(errors)
     m, n = errors.shape
     _need_two(m)
     if n == 0:
         raise ValueError("no instances to compare")
-    levels = MAX_ERROR + 1
-    counts = np.stack([(errors == k).sum(axis=0) for k in range(levels)])  # (levels, N)
-    below = np.cumsum(counts, axis=0) - counts  # models with a strictly smaller error
-    idx = errors.astype(np.intp)
-    eq = np.take_along_axis(counts, idx, axis=0)
-    lt = np.take_along_axis(below, idx, axis=0)
-    greater = m - lt - eq
-    wins = greater + 0.5 * (eq - 1)
-    return wins.mean(axis=1) / (m - 1)
+    above = np.zeros(n)  # models with an error larger than the current level
+    total = np.zeros(m)
+    for k in range(MAX_ERROR, -1, -1):
+        mask = errors == k
+        count = mask.sum(axis=0)
+        if count.any():
+            total += mask.astype(np.float64) @ (above + 0.5 * count)
+        above += count
+    return (total / n - 0.5) / (m - 1)
 
 
 def subset_win_rates_from_mae(subset_mae: np.ndarray) -> np.ndarray:
@@ -246,6 +265,20 @@ def subset_win_rates_from_mae(subset_mae: np.ndarray) -> np.ndarray:
     return (wins / (m - 1)).mean(axis=1)
 
 
+def _win_rates_from(
+    names: list[str], errors: np.ndarray, index: tuple[np.ndarray, np.ndarray] | None
+) -> dict[str, dict[str, float]]:
+    _need_two(len(names))
+    inst = instance_win_rates_from_errors(errors)
+    if index is None:  # one subset: the whole set
+        index = (np.array(["all"]), np.zeros(errors.shape[1], np.intp))
+    subset_mae = _subset_maes(errors, index[1], len(index[0]))
+    subw = subset_win_rates_from_mae(subset_mae)
+    return {
+        name: {"instance_win_rate": float(inst[i]), "subset_win_rate": float(subw[i])} for i, name in enumerate(names)
+    }
+
+
 def win_rates(
     model_predictions: Mapping[str, Any], references: Any, subsets: Sequence[str] | None = None
 ) -> dict[str, dict[str, float]]:
@@ -254,35 +287,32 @@ def win_rates(
     Without ``subsets`` the whole set is one subset (subset win rate then compares overall MAE).
     """
     names, errors = error_matrix(model_predictions, references)
-    _need_two(len(names))
-    inst = instance_win_rates_from_errors(errors)
-    if subsets is None:
-        subset_mae = errors.mean(axis=1, keepdims=True)
-    else:
-        sub = _check_subsets(subsets, errors.shape[1]).astype(str)
-        _, inverse = np.unique(sub, return_inverse=True)
-        k = inverse.max() + 1
-        sums = np.zeros((len(names), k))
-        for m in range(len(names)):
-            sums[m] = np.bincount(inverse, weights=errors[m], minlength=k)
-        subset_mae = sums / np.bincount(inverse, minlength=k)[None, :]
-    subw = subset_win_rates_from_mae(subset_mae)
-    return {
-        name: {"instance_win_rate": float(inst[i]), "subset_win_rate": float(subw[i])} for i, name in enumerate(names)
-    }
+    index = subset_index(subsets, errors.shape[1]) if subsets is not None else None
+    return _win_rates_from(names, errors, index)
 
 
 def leaderboard(
     model_predictions: Mapping[str, Any], references: Any, subsets: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """One row per model with every metric (and win rates when there are 2+ models), best macro MAE
-    (or MAE without subsets) first."""
+    (or MAE without subsets) first. Validates each input once."""
+    if not isinstance(model_predictions, Mapping) or not model_predictions:
+        raise ValueError("model_predictions must map model name -> predictions (at least one model)")
+    refs, _ = _as_scores(references, "references", allow_none=False)
+    if len(refs) == 0:
+        raise ValueError("no predictions to evaluate")
+    index = subset_index(subsets, len(refs)) if subsets is not None else None
+    names = list(model_predictions)
+    errors = np.empty((len(names), len(refs)), np.int8)
     rows = []
-    for name, preds in model_predictions.items():
-        row: dict[str, Any] = {"model": name, **compute(preds, references, subsets)}
-        rows.append(row)
+    for m, name in enumerate(names):
+        preds, failed = _as_scores(model_predictions[name], f"predictions of {name!r}", allow_none=True)
+        if len(preds) != len(refs):
+            raise ValueError(f"model {name!r}: {len(preds)} predictions but {len(refs)} references")
+        row, errors[m] = _metrics(preds, refs, failed, index)
+        rows.append({"model": name, **row})
     if len(rows) > 1:
-        wr = win_rates(model_predictions, references, subsets)
+        wr = _win_rates_from(names, errors, index)
         for row in rows:
             row.update(wr[row["model"]])
     key = "macro_mae" if subsets is not None else "mae"
