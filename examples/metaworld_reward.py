@@ -90,6 +90,7 @@ def rollout(args: argparse.Namespace, scorer: Any = None) -> list[dict[str, Any]
         height=args.size,
         max_episode_steps=args.steps,
         seed=args.seed,
+        disable_env_checker=True,
     )
     lighten_mujoco_rendering(env)
     env = RewardWrapper(
@@ -207,7 +208,7 @@ def save(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> None
         for r in rows:
             f.write(json.dumps({k: v for k, v in r.items() if k != "video_frames"}) + "\n")
             if r["video_frames"] is not None:
-                write_video(out / "videos" / f"episode_{r['episode']:03d}.mp4", r["video_frames"], fps=10)
+                write_video(out / "videos" / f"episode_{r['episode']:03d}.mp4", r["video_frames"], fps=r["fps"] or 10.0)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     rng = np.random.default_rng(0)

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from roboreward.rl import EpisodeReward, RewardScoringError, RewardWrapper, agreement, episode_reward_value
+from roboreward.rl import (
+    EpisodeReward,
+    RewardScoringError,
+    RewardWrapper,
+    agreement,
+    episode_reward_value,
+    lighten_mujoco_rendering,
+    setup_headless_mujoco,
+)
 from roboreward.types import RewardOutput
+
+# At collection, before anything imports mujoco: with MUJOCO_GL=osmesa, triton must load first (see rl.py).
+setup_headless_mujoco()
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "metaworld_reward.py"
 
 
 class SlideEnv(gym.Env):
@@ -26,6 +43,7 @@ class SlideEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, width, (1,), np.float32)
         self.action_space = gym.spaces.Discrete(2)
         self.pos = 0
+        self.renders = 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -38,6 +56,7 @@ class SlideEnv(gym.Env):
         return np.array([self.pos], np.float32), 0.25, done, False, {"success": float(done)}
 
     def render(self):
+        self.renders += 1
         if self.render_mode != "rgb_array" or self.none_frames:
             return None
         return self.image()
@@ -84,7 +103,7 @@ class FakeScorer:
 
     def score(self, video, instruction):
         n = len(self.calls)
-        self.calls.append((np.asarray(video), instruction))
+        self.calls.append((video, instruction))
         if self.delay:
             time.sleep(self.delay)
         if n in self.fail_on:
@@ -305,6 +324,25 @@ def test_close_waits_for_pending_scores():
     assert [r.episode for r in env.pop_rewards()] == [0, 1]
 
 
+def test_inside_a_gymnasium_vector_env():
+    scorer = FakeScorer()
+    envs = gym.vector.SyncVectorEnv(
+        [lambda w=w: RewardWrapper(gym.wrappers.TimeLimit(SlideEnv(width=w), 6), scorer, "slide") for w in (3, 5)],
+        observation_mode="different",
+    )
+    envs.reset(seed=0)
+    rewards = []
+    for _ in range(5):
+        _, r, term, _, info = envs.step(np.array([1, 1]))
+        rewards.append(r.tolist())
+        if term.any():
+            assert info["_reward_model"].tolist() == term.tolist()
+            assert info["reward_model"]["score"][term].tolist() == [5]
+    # env 0 ends at step 3 (autoreset on step 4), env 1 at step 5
+    assert rewards == [[0, 0], [0, 0], [5, 0], [0, 0], [0, 5]]
+    envs.close()
+
+
 def test_agreement_matches_scipy():
     from scipy.stats import pointbiserialr
 
@@ -317,3 +355,150 @@ def test_agreement_matches_scipy():
     assert np.isnan(agreement([1, 1], [5, 3])["point_biserial"])
     with pytest.raises(ValueError, match="one length"):
         agreement([1], [1, 2])
+
+
+def test_render_is_called_only_for_kept_frames_and_frames_carry_their_fps():
+    scorer = FakeScorer()
+    inner = SlideEnv(width=40)
+    env = RewardWrapper(gym.wrappers.TimeLimit(inner, 40), scorer, "slide", frame_stride=5, keep_video=True)
+    env.reset()
+    for _ in range(38):
+        env.step(1)
+    assert inner.renders == 8  # steps 0, 5, ..., 35
+    _, _, term, _, info = env.step(1)
+    assert inner.renders == 8  # step 39 is not kept
+    *_, term, _, info = env.step(1)
+    assert term and inner.renders == 9  # the final step (40) always is
+    rm = info["reward_model"]
+    assert rm["frame_steps"] == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+    video = scorer.calls[0][0]
+    # SlideEnv runs at metadata render_fps = 10 steps/s; every 5th step -> 2 frames per second of env time
+    assert type(video).__name__ == "Frames" and video.fps == pytest.approx(2.0) and rm["fps"] == 2.0
+    (got,) = env.pop_rewards()
+    assert got.video.shape == (9, 32, 48, 3) and "video" not in got.to_dict()
+    assert RewardWrapper(SlideEnv(), FakeScorer(), "x", fps=30).fps == 30.0
+    with pytest.raises(TypeError, match="not a MuJoCo env"):
+        lighten_mujoco_rendering(SlideEnv())
+
+
+def test_openai_compatible_server_scorer_by_spec_with_a_failing_request():
+    from openai_server import ChatServer
+
+    replies = iter(["ANSWER: 4", (400, {"error": {"message": "bad image"}}), "ANSWER: 2"])
+    with ChatServer(lambda req: next(replies)) as server:
+        for mode in ("sync", "async"):
+            replies = iter(["ANSWER: 4", (400, {"error": {"message": "bad image"}}), "ANSWER: 2"])
+            env = RewardWrapper(
+                slide(),
+                f"openai:fake-vlm@{server.base_url}",
+                "slide right",
+                mode=mode,
+                fallback_reward=-1.0,
+                scorer_kwargs={"max_retries": 0, "logprobs": False},
+            )
+            with pytest.warns(UserWarning, match="episode 1: ApiError: .*HTTP 400"):
+                results = run_episodes(env, EPISODES[:3])
+                got = env.pop_rewards(wait=True)
+            env.close()
+            assert [r.reward for r in got] == [4.0, -1.0, 2.0]
+            assert got[0].raw_text == "ANSWER: 4" and got[0].scorer == "fake-vlm" and got[1].fallback
+            if mode == "sync":
+                assert [r[0][-1] for r in results] == [4.0, -1.0, 2.0]
+    assert len(server.requests) == 6
+    content = server.requests[0]["messages"][0]["content"]
+    assert content[0]["type"] == "image_url" and "Task: slide right" in content[-1]["text"]
+
+
+@pytest.fixture(scope="module")
+def tiny_scorer(tiny_qwen3_vl):
+    from roboreward.scoring import load_scorer
+
+    return load_scorer(str(tiny_qwen3_vl))
+
+
+def _metaworld(task: str, steps: int, size: int = 64) -> gym.Env:
+    import metaworld  # noqa: F401  (registers Meta-World/MT1)
+
+    env = gym.make(
+        "Meta-World/MT1",
+        env_name=task,
+        render_mode="rgb_array",
+        camera_name="corner2",
+        width=size,
+        height=size,
+        max_episode_steps=steps,
+        seed=0,
+        disable_env_checker=True,
+    )
+    lighten_mujoco_rendering(env)
+    return env
+
+
+@pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
+def test_metaworld_with_the_tiny_model_sync_and_async_agree(tiny_scorer):
+    from gymnasium.utils import seeding
+    from metaworld.policies import ENV_POLICY_MAP
+
+    def run(mode: str):
+        env = RewardWrapper(
+            _metaworld("reach-v3", steps=12),
+            tiny_scorer,
+            "move the gripper to the goal position",
+            frame_stride=4,
+            frame_transform=lambda f: f[::-1],
+            mode=mode,
+            reward_from="expected",
+            normalize=True,
+        )
+        policy = ENV_POLICY_MAP["reach-v3"]()
+        per_episode = []
+        for seed in (0, 1):
+            env.unwrapped.np_random, _ = seeding.np_random(seed)
+            obs, _ = env.reset(seed=seed)
+            rewards, infos = [], []
+            while True:
+                obs, r, term, trunc, info = env.step(policy.get_action(obs))
+                rewards.append(r)
+                infos.append(info)
+                if term or trunc:
+                    break
+            per_episode.append((rewards, infos))
+        got = env.pop_rewards(wait=True)
+        env.close()
+        return per_episode, got
+
+    sync_eps, sync_got = run("sync")
+    async_eps, async_got = run("async")
+    for rewards, infos in sync_eps:
+        assert len(rewards) == 12 and all(r == 0.0 for r in rewards[:-1])
+        rm = infos[-1]["reward_model"]
+        assert rewards[-1] == rm["reward"] == pytest.approx((rm["expected"] - 1) / 4)
+        assert len(rm["probs"]) == 5 and sum(rm["probs"]) == pytest.approx(1.0)
+        assert rm["frame_steps"] == [0, 4, 8, 12] and rm["scorer"] and not rm["fallback"]
+        assert "success" in infos[-1] and "reward_model" not in infos[0]
+    for rewards, infos in async_eps:
+        assert all(r == 0.0 for r in rewards) and infos[-1]["reward_model"]["pending"]
+    assert [r.reward for r in sync_got] == pytest.approx([r.reward for r in async_got], abs=1e-6)
+    assert [r.score for r in sync_got] == [r.score for r in async_got]
+    assert [r.episode for r in async_got] == [0, 1]
+    assert all("success" in r.final_info for r in async_got)
+
+
+def test_metaworld_example_end_to_end(tiny_qwen3_vl, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("metaworld_reward", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    sys.modules["metaworld_reward"] = example
+    spec.loader.exec_module(example)
+    argv = ["--model", str(tiny_qwen3_vl), "--episodes", "1", "--noise", "0", "1", "--steps", "12", "--size", "64"]
+    assert example.main([*argv, "--async", "--out", str(tmp_path), "--save-videos"]) == 0
+    out = capsys.readouterr().out
+    assert "Simulator success vs reward model" in out and "point_biserial(E[score])" in out
+    rows = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    assert [(r["episode"], r["noise"], r["seed"]) for r in rows] == [(0, 0.0, 0), (1, 1.0, 0)]
+    assert all(1 <= r["score"] <= 5 and isinstance(r["success"], bool) for r in rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["episodes"] == 2 and 0.0 <= summary["accuracy(score>=5)"] <= 1.0
+    assert (tmp_path / "agreement.png").stat().st_size > 1000
+    assert len(list((tmp_path / "videos").glob("episode_*.mp4"))) == 2
+    with pytest.raises(SystemExit, match="no built-in instruction"):
+        example.rollout(example.parse_args(["--task", "basketball-v3"]))
