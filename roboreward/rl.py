@@ -210,6 +210,8 @@ class RewardWrapper(gym.Wrapper):
             cannot stop a thread: a timed-out call finishes in the background and its result is dropped.
         on_error: ``"fallback"`` (warn, use ``fallback_reward``, record the error in ``info``) or ``"raise"``.
         fallback_reward: the reward for an episode that could not be scored (already in reward units).
+        max_queue: the :meth:`pop_rewards` queue keeps at most this many results (oldest dropped, with one
+            warning) so a loop that only reads ``info`` does not grow memory; ``None``: unbounded.
         keep_video: keep the frames sent to the scorer in :attr:`EpisodeReward.video` (to save or inspect).
         on_reward: called with each :class:`EpisodeReward`, in episode order, in the env's thread.
         scorer_kwargs: keyword arguments for ``load_scorer`` when ``scorer`` is a string.
@@ -235,6 +237,7 @@ class RewardWrapper(gym.Wrapper):
         fallback_reward: float = 0.0,
         on_reward: Callable[[EpisodeReward], None] | None = None,
         keep_video: bool = False,
+        max_queue: int | None = 10_000,
         scorer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(env)
@@ -294,7 +297,10 @@ class RewardWrapper(gym.Wrapper):
         self._buffer: _FrameBuffer | None = None
         self._current_instruction = ""
         self._pending: deque[_Job] = deque()
-        self._ready: deque[EpisodeReward] = deque()
+        if max_queue is not None and max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1 or None, got {max_queue}")
+        self._ready: deque[EpisodeReward] = deque(maxlen=max_queue)
+        self._dropped_warned = False
         self._announce: list[dict[str, Any]] = []
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
@@ -548,6 +554,13 @@ class RewardWrapper(gym.Wrapper):
         return EpisodeReward(reward=self.fallback_reward, fallback=True, error=error, **common)
 
     def _deliver(self, result: EpisodeReward, announce: bool) -> None:
+        if self._ready.maxlen is not None and len(self._ready) == self._ready.maxlen and not self._dropped_warned:
+            self._dropped_warned = True
+            warnings.warn(
+                f"RewardWrapper: pop_rewards() queue is full ({self._ready.maxlen}); dropping the oldest results "
+                "(call pop_rewards() or raise max_queue)",
+                stacklevel=3,
+            )
         self._ready.append(result)
         if announce:
             self._announce.append(result.to_dict())

@@ -317,6 +317,13 @@ def test_scorer_timeout_falls_back_and_later_episodes_still_score(mode):
     assert any("timeout" in str(w.message) for w in caught)
 
 
+def test_pop_rewards_queue_is_bounded():
+    env = RewardWrapper(slide(), FakeScorer(), "x", max_queue=2)
+    with pytest.warns(UserWarning, match=r"queue is full \(2\)"):
+        run_episodes(env, EPISODES[:3])
+    assert [r.episode for r in env.pop_rewards()] == [1, 2]
+
+
 def test_close_waits_for_pending_scores():
     env = RewardWrapper(slide(), FakeScorer(delay=0.2), "x", mode="async")
     run_episodes(env, EPISODES[:2])
