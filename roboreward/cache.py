@@ -46,8 +46,7 @@ class LMCache:
     """A folder of finished LM calls keyed by :func:`content_key`. Safe across threads and processes."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(directory)  # created on the first put
 
     def path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.json"

@@ -216,6 +216,8 @@ class TransformersLM(LM):
         self.supports_video = self._is_vlm()
 
     def _is_vlm(self) -> bool:
+        if self.gguf_file:  # transformers reads GGUF for text architectures only (and parsing one is slow)
+            return False
         from transformers import AutoConfig
 
         kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
