@@ -36,8 +36,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
+
+try:
+    import gymnasium as gym
+except ImportError as exc:  # pragma: no cover - gymnasium is in the `rl` extra
+    raise ImportError("roboreward.rl needs gymnasium: pip install 'roboreward[rl]'") from exc
 
 from roboreward.types import RewardOutput, Scorer
 
