@@ -113,6 +113,109 @@ def atomic_copy(src: Path, dst: Path) -> None:
             os.unlink(tmp)
 
 
+def _encode(path: Path, frames: Any, fps: float) -> None:
+    """H.264-encode frames with :func:`roboreward.video.write_video` (atomic), world-readable like copies."""
+    from roboreward.video import write_video
+
+    os.chmod(write_video(path, frames, fps), 0o644)
+
+
+def remux_segment(src: Path, t0: float, t1: float | None, dst: Path, num_frames: int) -> bool:
+    """Copy the packets of ``[t0, t1)`` of ``src`` into ``dst`` without re-encoding, when that is exact.
+
+    LeRobot v3 concatenates per-episode encodes, so an episode's segment starts on a keyframe and its packets
+    sit between that keyframe and the next episode's. Returns False (writing nothing) when the segment does not
+    start on a keyframe or its packet count is not ``num_frames``; the caller then encodes the decoded frames.
+    """
+    import av
+
+    eps = 1e-3
+    try:
+        with av.open(str(src)) as inp:
+            st = inp.streams.video[0]
+            tb = st.time_base
+            if tb is None:
+                return False
+            if t0 > 0:
+                inp.seek(int(t0 / tb), stream=st, backward=True, any_frame=False)
+            packets = []
+            started = False
+            for pkt in inp.demux(st):
+                if pkt.pts is None or pkt.size == 0:
+                    continue
+                t = float(pkt.pts * tb)
+                if not started:
+                    if pkt.is_keyframe and abs(t - t0) < eps:
+                        started = True
+                    elif t > t0 + eps and pkt.is_keyframe:
+                        return False
+                    else:
+                        continue
+                elif pkt.is_keyframe and t1 is not None and t >= t1 - eps:
+                    break
+                if t1 is not None and t >= t1 - eps:
+                    return False  # a packet past the end before the next keyframe: not a clean segment
+                packets.append(pkt)
+            if not started or len(packets) != num_frames:
+                return False
+            offset = packets[0].pts
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=".mp4")
+            os.close(fd)
+            try:
+                with av.open(tmp, mode="w", format="mp4") as out:
+                    ost = out.add_stream_from_template(st)
+                    for pkt in packets:
+                        pkt.pts -= offset
+                        if pkt.dts is not None:
+                            pkt.dts -= offset
+                        pkt.stream = ost
+                        out.mux(pkt)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, dst)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    except (av.error.FFmpegError, ValueError, OSError):
+        return False
+    return True
+
+
+def concat_mp4(parts: Sequence[Path], dst: Path) -> list[tuple[float, float]]:
+    """Concatenate same-codec mp4s by stream copy (what LeRobot v3 does); returns each part's [t0, t1) in seconds."""
+    import av
+
+    spans: list[tuple[float, float]] = []
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(dst), mode="w", format="mp4") as out:
+        ost = None
+        offset = 0  # in the output time base
+        for part in parts:
+            with av.open(str(part)) as inp:
+                st = inp.streams.video[0]
+                if ost is None:
+                    ost = out.add_stream_from_template(st)
+                    out_tb = st.time_base
+                rate = st.average_rate or st.guessed_rate
+                frame = int(round(1 / (rate * out_tb)))  # one frame in time-base units
+                n = 0
+                first = None
+                for pkt in inp.demux(st):
+                    if pkt.pts is None or pkt.size == 0:
+                        continue
+                    if first is None:
+                        first = pkt.pts
+                    pkt.pts = pkt.pts - first + offset
+                    if pkt.dts is not None:
+                        pkt.dts = pkt.dts - first + offset
+                    pkt.stream = ost
+                    out.mux(pkt)
+                    n += 1
+                spans.append((float(offset * out_tb), float((offset + n * frame) * out_tb)))
+                offset += n * frame
+    return spans
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -156,7 +259,7 @@ def process_episode(
 
     Raises on bad input (the caller records it and removes what this episode wrote).
     """
-    from roboreward.video import probe, read_all_frames, write_video
+    from roboreward.video import probe, read_all_frames
 
     episode = load_episode(ref, options)
     sdir = out / split
@@ -165,16 +268,21 @@ def process_episode(
     rel = f"{source}/{stem}.mp4"
     target = sdir / rel
     frames = None
+    label = episode.label if episode.label is not None else options.success_label
+    will_clip = bool(clips) and label == 5 and not episode.meta.get("no_clip")
     if isinstance(episode.video, str | Path):
         src = Path(episode.video)
-        info = probe(src)  # raises VideoDecodeError naming the file for corrupt / empty videos
-        fps = info.fps
+        if will_clip:  # decoding every frame validates the video (VideoDecodeError names the file)
+            frames, fps = read_all_frames(src)
+        else:
+            fps = probe(src).fps  # raises VideoDecodeError naming the file for corrupt / empty videos
         atomic_copy(src, target)
     else:
         frames = episode.video
         fps = episode.fps
-        write_video(target, frames, fps)
-    label = episode.label if episode.label is not None else options.success_label
+        seg = episode.meta.get("segment")
+        if not (seg and remux_segment(Path(seg["file"]), seg["t0"], seg["t1"], target, len(frames))):
+            _encode(target, frames, fps)
     released = episode.meta.get("released_row")
     if released:
         row = {c: released.get(c) for c in COLUMNS if c in released}
@@ -200,12 +308,11 @@ def process_episode(
             original_instruction=episode.instruction,
         )
     rows = [base]
-    if clips and label == 5 and not episode.meta.get("no_clip"):
-        if frames is None:
-            frames, fps = read_all_frames(target)
+    if will_clip:
+        assert frames is not None
         for attempt, (fraction, score) in enumerate(clips, 1):
             name = clip_file_name(stem, attempt, score)
-            write_video(sdir / source / name, clip_frames(frames, fraction), fps)
+            _encode(sdir / source / name, clip_frames(frames, fraction), fps)
             rows.append(
                 Example(
                     file_name=f"{source}/{name}",

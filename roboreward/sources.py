@@ -311,6 +311,7 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         if not video.is_file():
             raise SourceError(ref.id, f"camera {key}", f"video file {video} is missing")
         frames = decode_range(video, t0, float(t1) if t1 is not None else None, episode_id=ref.id)
+        meta["segment"] = {"file": str(video), "t0": t0, "t1": float(t1) if t1 is not None else None}
         if length and abs(len(frames) - length) > 1:
             raise SourceError(
                 ref.id, "video", f"expected {length} frames in [{t0}, {t1}) of {video}, got {len(frames)}"
@@ -331,6 +332,7 @@ def decode_range(path: Path, t0: float, t1: float | None, *, episode_id: str) ->
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1  # small frames: threads cost more than they give
             if t0 > 0 and stream.time_base:
                 container.seek(int(t0 / stream.time_base), stream=stream, backward=True, any_frame=False)
             eps = 1e-3

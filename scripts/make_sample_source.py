@@ -51,7 +51,7 @@ def rollout(
     cameras: list[str],
     *,
     noise: float = 0.0,
-    stop_after: int | None = None,
+    stop_at_progress: float | None = None,
     tail: int = 6,
 ) -> dict:
     """Run one episode; returns frames per camera, states, actions, success and partial progress."""
@@ -87,10 +87,11 @@ def rollout(
             unwrapped.mujoco_renderer.camera_id = cam_ids[cam]
             frames[cam].append(np.ascontiguousarray(env.render()[::-1]))
 
+    stopped_at = None
     for step in range(MAX_STEPS):
         action = policy.get_action(obs)
-        if stop_after is not None and step >= stop_after:
-            action = np.zeros_like(action)
+        if stopped_at is not None:
+            action = np.zeros_like(action)  # the policy has given up: it holds still
         if noise:
             action = np.clip(action + rng.normal(0, noise, size=action.shape), -1, 1)
         obs, _, _, _, info = env.step(action)
@@ -102,7 +103,11 @@ def rollout(
             render_all()
         if info["success"] and success_at is None:
             success_at = step
-        if success_at is not None and step >= success_at + tail * RENDER_EVERY:
+        closed = 1.0 - float(info["obj_to_target"]) / max(first_dist, 1e-6)
+        if stop_at_progress is not None and stopped_at is None and closed >= stop_at_progress:
+            stopped_at = step
+        end = success_at if success_at is not None else stopped_at
+        if end is not None and step >= end + tail * RENDER_EVERY:
             break
     render_all()
     env.close()
@@ -151,11 +156,8 @@ def write_lerobot(root: Path, n_per_task: int) -> None:
                 "dataset_to_index": index + n_frames,
             }
             for key, cam in cams.items():
-                start = sum(len(f) for f in video_frames[key])
                 row[f"videos/{key}/chunk_index"] = 0
                 row[f"videos/{key}/file_index"] = 0
-                row[f"videos/{key}/from_timestamp"] = start / FPS
-                row[f"videos/{key}/to_timestamp"] = (start + n_frames) / FPS
                 video_frames[key].append(r["frames"][cam])
             episodes.append(row)
             # one data row per video frame (the state/action at the rendered steps)
@@ -178,7 +180,6 @@ def write_lerobot(root: Path, n_per_task: int) -> None:
             print(f"lerobot episode {ep}: {instruction} ({n_frames} frames)", flush=True)
     (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
     (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(episodes).to_parquet(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet", index=False)
     pd.DataFrame(data_rows).to_parquet(root / "data" / "chunk-000" / "file-000.parquet", index=False)
     pd.DataFrame({"task_index": range(len(tasks))}, index=pd.Index(tasks, name="task")).to_parquet(
         root / "meta" / "tasks.parquet"
@@ -217,48 +218,61 @@ def write_lerobot(root: Path, n_per_task: int) -> None:
         "features": features,
     }
     (root / "meta" / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    # as LeRobot v3 does: encode each episode on its own, then concatenate the encodes by stream copy
+    import tempfile
+
+    from roboreward.build import concat_mp4
+
     for key, chunks in video_frames.items():
-        write_video(root / "videos" / key / "chunk-000" / "file-000.mp4", np.concatenate(chunks), FPS, crf=28)
+        with tempfile.TemporaryDirectory() as tmp:
+            parts = [write_video(Path(tmp) / f"{i}.mp4", f, FPS, crf=28) for i, f in enumerate(chunks)]
+            spans = concat_mp4(parts, root / "videos" / key / "chunk-000" / "file-000.mp4")
+        for row, (t0, t1) in zip(episodes, spans, strict=True):
+            row[f"videos/{key}/from_timestamp"], row[f"videos/{key}/to_timestamp"] = t0, t1
+    pd.DataFrame(episodes).to_parquet(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet", index=False)
 
 
-def write_roboarena(root: Path, n_sessions: int) -> None:
+def write_roboarena(root: Path, n_sessions: int, workers: int = 2) -> None:
     """RoboArena-style A/B evaluation sessions: expert vs. a degraded policy on the same task and seed."""
+    cams = {"left_shoulder": "corner", "right_shoulder": "corner2", "wrist": "gripperPOV"}
+    # the degraded policy B: action noise, or the expert giving up once it has closed part of the distance
+    degraded = [
+        ("early_stop_expert", {"stop_at_progress": 0.3}),
+        ("noisy_expert", {"noise": 0.8}),
+        ("early_stop_expert", {"stop_at_progress": 0.5}),
+        ("early_stop_expert", {"stop_at_progress": 0.7}),
+        ("noisy_expert", {"noise": 0.4}),
+        ("early_stop_expert", {"stop_at_progress": 0.9}),
+    ]
+    jobs = [(s, degraded[s % len(degraded)]) for s in range(n_sessions)]
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(workers) as pool:
+        pool.starmap(_write_session, [(root, s, name, kwargs, cams) for s, (name, kwargs) in jobs])
+
+
+def _write_session(root: Path, s: int, b_name: str, b_kwargs: dict, cams: dict[str, str]) -> None:
     import yaml
 
     from roboreward.video import write_video
 
-    cams = {"left_shoulder": "corner", "right_shoulder": "corner2", "wrist": "gripperPOV"}
-    # the degraded policy B: action noise, or the expert stopped at a fraction of A's time to success
-    degraded = [
-        ("early_stop_expert", {"stop_frac": 0.6}),
-        ("noisy_expert", {"noise": 0.8}),
-        ("early_stop_expert", {"stop_frac": 0.85}),
-        ("early_stop_expert", {"stop_frac": 0.4}),
-        ("noisy_expert", {"noise": 1.2}),
-        ("early_stop_expert", {"stop_frac": 0.75}),
-    ]
-    for s in range(n_sessions):
-        env_name, policy_name, instruction = TASKS[s % len(TASKS)]
-        seed = 7000 + s
-        b_name, b_kwargs = degraded[s % len(degraded)]
-        a = rollout(env_name, policy_name, seed, list(cams.values()))
-        if "stop_frac" in b_kwargs:
-            b_kwargs = {"stop_after": int(b_kwargs["stop_frac"] * (a["success_step"] or MAX_STEPS))}
-        runs = {
-            "A": ("scripted_expert", a),
-            "B": (b_name, rollout(env_name, policy_name, seed, list(cams.values()), **b_kwargs)),
-        }
-        sid = f"sess_{s:04d}"
-        sdir = root / "evaluation_sessions" / sid
-        meta = {"session_id": sid, "language_instruction": instruction, "environment": env_name, "policies": {}}
-        for side, (name, r) in runs.items():
-            for fname, cam in cams.items():
-                write_video(sdir / f"{side}_{name}" / f"{fname}.mp4", r["frames"][cam], FPS, crf=28)
-            meta["policies"][side] = {"policy_name": name, "partial_success": r["progress"]}
-            print(f"roboarena {sid}/{side}: {name} progress={r['progress']}", flush=True)
-        pa, pb = meta["policies"]["A"]["partial_success"], meta["policies"]["B"]["partial_success"]
-        meta["preference"] = "A" if pa > pb else "B" if pb > pa else "tie"
-        (sdir / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    env_name, policy_name, instruction = TASKS[s % len(TASKS)]
+    seed = 7000 + s
+    runs = {
+        "A": ("scripted_expert", rollout(env_name, policy_name, seed, list(cams.values()))),
+        "B": (b_name, rollout(env_name, policy_name, seed, list(cams.values()), **b_kwargs)),
+    }
+    sid = f"sess_{s:04d}"
+    sdir = root / "evaluation_sessions" / sid
+    meta = {"session_id": sid, "language_instruction": instruction, "environment": env_name, "policies": {}}
+    for side, (name, r) in runs.items():
+        for fname, cam in cams.items():
+            write_video(sdir / f"{side}_{name}" / f"{fname}.mp4", r["frames"][cam], FPS, crf=28)
+        meta["policies"][side] = {"policy_name": name, "partial_success": r["progress"]}
+        print(f"roboarena {sid}/{side}: {name} progress={r['progress']}", flush=True)
+    pa, pb = meta["policies"]["A"]["partial_success"], meta["policies"]["B"]["partial_success"]
+    meta["preference"] = "A" if pa > pb else "B" if pb > pa else "tie"
+    (sdir / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
 def main() -> None:
@@ -266,11 +280,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("roboreward/data/sample_source"))
     ap.add_argument("--episodes-per-task", type=int, default=2)
     ap.add_argument("--sessions", type=int, default=6)
+    ap.add_argument("--parts", default="lerobot,roboarena", help="which parts to (re)generate")
+    ap.add_argument("--workers", type=int, default=2, help="processes for the RoboArena sessions")
     args = ap.parse_args()
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    write_lerobot(args.out / "lerobot" / "metaworld_sawyer", args.episodes_per_task)
-    write_roboarena(args.out / "roboarena", args.sessions)
+    parts = set(args.parts.split(","))
+    if "lerobot" in parts:
+        shutil.rmtree(args.out / "lerobot", ignore_errors=True)
+        write_lerobot(args.out / "lerobot" / "metaworld_sawyer", args.episodes_per_task)
+    if "roboarena" in parts:
+        shutil.rmtree(args.out / "roboarena", ignore_errors=True)
+        write_roboarena(args.out / "roboarena", args.sessions, args.workers)
     (args.out / "README.md").write_text(
         "# RoboReward sample source\n\nMeta-World 3.1 rollouts made by `scripts/make_sample_source.py`: "
         "a LeRobot v3.0\ndataset of scripted successes (`lerobot/metaworld_sawyer`) and RoboArena-style A/B sessions\n"

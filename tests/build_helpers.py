@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from roboreward.build import concat_mp4
 from roboreward.video import write_video
 
 FPS = 10
@@ -40,8 +42,13 @@ def make_lerobot_v3(
     cameras: tuple[str, ...] = ("observation.images.front", "observation.images.wrist"),
     per_file: int = 100,
     seed: int = 0,
+    concat: bool = True,
 ) -> Path:
-    """A LeRobot v3.0 dataset; ``per_file`` episodes share one mp4 per camera (concatenated, with timestamps)."""
+    """A LeRobot v3.0 dataset; ``per_file`` episodes share one mp4 per camera, with timestamps.
+
+    ``concat=True`` encodes each episode alone and concatenates the encodes by stream copy, as LeRobot does
+    (segments start on keyframes); ``concat=False`` encodes the whole file at once (segments do not).
+    """
     import pandas as pd
 
     root.mkdir(parents=True, exist_ok=True)
@@ -93,7 +100,18 @@ def make_lerobot_v3(
     }
     (root / "meta" / "info.json").write_text(json.dumps(info))
     for (key, file_index), chunks in files.items():
-        write_video(root / "videos" / key / "chunk-000" / f"file-{file_index:03d}.mp4", np.concatenate(chunks), FPS)
+        dst = root / "videos" / key / "chunk-000" / f"file-{file_index:03d}.mp4"
+        if not concat:
+            write_video(dst, np.concatenate(chunks), FPS)
+            continue
+        parts = [write_video(root / ".parts" / f"{i}.mp4", c, FPS) for i, c in enumerate(chunks)]
+        spans = concat_mp4(parts, dst)
+        expected = [
+            (round(sum(len(x) for x in chunks[:i]) / FPS, 6), round(sum(len(x) for x in chunks[: i + 1]) / FPS, 6))
+            for i in range(len(chunks))
+        ]
+        assert [(round(a, 6), round(b, 6)) for a, b in spans] == expected, (spans, expected)
+        shutil.rmtree(root / ".parts")
     return root
 
 

@@ -286,3 +286,33 @@ def test_relabel_hook_rows_report_and_resume(mixed_source, tmp_path):
     # resume: nothing is relabeled again
     again = build_dataset(specs, tmp_path / "r", relabeler=fake, relabel_config={"fake": 1}, show_progress=False)
     assert len(fake.calls) == 8 and again.shards_reused == again.shards_total
+
+
+# ---------------------------------------------------------------------------------------------- LeRobot v3 remux
+
+
+@pytest.mark.parametrize("concat", [True, False])
+def test_lerobot_v3_segments_are_remuxed_when_exact(tmp_path, monkeypatch, concat):
+    import numpy as np
+
+    from roboreward import build as build_mod
+    from roboreward.sources import list_source, load_episode
+    from roboreward.video import read_all_frames
+
+    src = make_lerobot_v3(
+        tmp_path / "src" / "ds", [9, 12, 7], ["a", "b", "c"], cameras=("observation.images.cam",), concat=concat
+    )
+    encodes: list[Path] = []
+    real_encode = build_mod._encode
+    monkeypatch.setattr(build_mod, "_encode", lambda p, f, fps: (encodes.append(p), real_encode(p, f, fps)))
+    build_dataset(
+        [f"lerobot:{src}"], tmp_path / "out", clip_fractions="none", split_fractions="1,0,0", show_progress=False
+    )
+    assert len(encodes) == (0 if concat else 3)  # LeRobot-style files: stream copy, no re-encoding
+    refs = {r.id: r for r in list_source(f"lerobot:{src}")}
+    for row in _split_rows(tmp_path / "out")["train"]:
+        frames, _ = read_all_frames(tmp_path / "out" / "train" / row["file_name"])
+        source = load_episode(refs[row["episode_id"]]).video
+        assert frames.shape == source.shape
+        if concat:
+            assert np.array_equal(frames, source)  # bit-exact: the original packets
