@@ -14,6 +14,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pathlib import Path  # noqa: E402
 
+from roboreward.rl import setup_headless_mujoco  # noqa: E402
+
+# With MUJOCO_GL=osmesa, importing triton (torch) after mujoco segfaults (LLVM clash): import triton first,
+# once, for every test module — any test may import metaworld.
+setup_headless_mujoco()
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
