@@ -48,8 +48,9 @@ class LMError(RuntimeError):
 class LMRequest:
     """One chat turn: a user ``prompt``, optionally with a ``video`` (sampled frames), and generation settings.
 
-    ``temperature`` 0 means greedy decoding; ``seed`` makes sampled decoding reproducible. ``stage`` only
-    labels the call (logs, tests) and is not part of the cache key.
+    ``temperature`` 0 means greedy decoding; ``seed`` makes sampled decoding reproducible. ``prefill`` starts
+    the assistant's answer (e.g. ``{"instruction": "`` to hold a small model to JSON); the returned text
+    includes it. ``stage`` only labels the call (logs, tests) and is not part of the cache key.
     """
 
     prompt: str
@@ -58,6 +59,7 @@ class LMRequest:
     max_tokens: int = 512
     temperature: float = 0.0
     seed: int | None = None
+    prefill: str = ""
     stage: str = ""
 
     def key_material(self, model: str) -> dict[str, Any]:
@@ -74,6 +76,7 @@ class LMRequest:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "seed": self.seed,
+            "prefill": self.prefill,
         }
 
 
@@ -156,15 +159,24 @@ class CachedLM:
             # identical requests in one batch are asked once
             first: dict[str, int] = {}
             unique = [i for i in todo if first.setdefault(keys[i] or str(i), i) == i]
-            answers = self.lm.generate_batch([requests[i] for i in unique])
+
+            def store(i: int, res: LMResult) -> LMResult:
+                if res.ok and self.cache is not None:
+                    self.cache.put(keys[i], res.text or "", requests[i].key_material(self.lm.name))
+                return res
+
+            workers = int(getattr(self.lm, "concurrency", 1) or 1)
+            if workers > 1 and len(unique) > 1:
+                # a concurrent backend (HTTP): store each answer as it arrives, so a kill in the middle of a
+                # batch loses only the calls still in flight, not the finished ones beside them
+                with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+                    answers = list(pool.map(lambda i: store(i, self.lm.generate_batch([requests[i]])[0]), unique))
+            else:
+                batch = self.lm.generate_batch([requests[i] for i in unique])
+                answers = [store(i, res) for i, res in zip(unique, batch, strict=True)]
             with self._lock:
                 self.calls += len(unique)
-            by_key = {}
-            for i, res in zip(unique, answers, strict=True):
-                by_key[keys[i] or str(i)] = res
-                if res.ok and self.cache is not None:
-                    material = requests[i].key_material(self.lm.name)
-                    self.cache.put(keys[i], res.text or "", material)
+            by_key = {keys[i] or str(i): res for i, res in zip(unique, answers, strict=True)}
             asked = set(unique)
             for i in todo:
                 res = by_key[keys[i] or str(i)]
@@ -283,9 +295,10 @@ class TransformersLM(LM):
             messages.append({"role": "system", "content": request.system})
         messages.append({"role": "user", "content": content})
         # enable_thinking=False: hybrid Qwen3 templates answer directly (ignored by other templates)
-        return self._processor.apply_chat_template(
+        text = self._processor.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
         )
+        return text + request.prefill
 
     def _encode(self, requests: Sequence[LMRequest]) -> Any:
         from roboreward.vlm import encode
@@ -320,7 +333,8 @@ class TransformersLM(LM):
         with torch.inference_mode():
             out = self._model.generate(**batch, **kwargs, pad_token_id=tok.pad_token_id)
         new = out[:, batch["input_ids"].shape[1] :]
-        return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+        texts = tok.batch_decode(new, skip_special_tokens=True)
+        return [(r.prefill + t).strip() for r, t in zip(requests, texts, strict=True)]
 
     def generate(self, request: LMRequest) -> str:
         return self._run([request])[0]
@@ -394,7 +408,9 @@ class OpenAIChatLM(LM):
     ``timeout`` seconds; timeouts, connection errors, 408/409/425/429 and 5xx are retried up to
     ``max_retries`` times with exponential backoff (``backoff * 2**attempt``, jittered, capped at
     ``max_backoff``, or the server's ``Retry-After``); other 4xx fail at once. :meth:`generate_batch` runs up
-    to ``concurrency`` requests at a time in a thread pool.
+    to ``concurrency`` requests at a time in a thread pool. ``continue_final_message=True`` sends a request's
+    ``prefill`` as the start of the assistant turn (vLLM's ``continue_final_message`` extension); otherwise
+    prefills are not sent.
     """
 
     def __init__(
@@ -412,6 +428,7 @@ class OpenAIChatLM(LM):
         image_max_side: int = 512,
         jpeg_quality: int = 85,
         supports_video: bool = True,
+        continue_final_message: bool = False,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         import httpx
@@ -429,6 +446,7 @@ class OpenAIChatLM(LM):
         self.image_max_side = image_max_side
         self.jpeg_quality = jpeg_quality
         self.supports_video = supports_video
+        self.continue_final_message = continue_final_message
         self.extra_body = dict(extra_body or {})
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         self._client = httpx.Client(
@@ -507,6 +525,10 @@ class OpenAIChatLM(LM):
         }
         if request.seed is not None:
             body["seed"] = request.seed
+        prefill = request.prefill if self.continue_final_message else ""
+        if prefill:
+            body["messages"].append({"role": "assistant", "content": prefill})
+            body.update(continue_final_message=True, add_generation_prompt=False)
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
             retry_after = None
@@ -520,7 +542,7 @@ class OpenAIChatLM(LM):
                 if resp.status_code == 200:
                     try:
                         content = resp.json()["choices"][0]["message"].get("content")
-                        return "" if content is None else str(content)
+                        return prefill + ("" if content is None else str(content))
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                         last = f"malformed response body: {resp.text[:200]!r}"
                 else:

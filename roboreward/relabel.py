@@ -53,6 +53,17 @@ from roboreward.video import SampledVideo, VideoDecodeError, read_video
 #: Scores the counterfactual failure modes take (the success itself is 5).
 CF_SCORES: tuple[int, ...] = (1, 2, 3, 4)
 
+#: How each stage's answer starts when ``prefill`` is on (holds small local models to the JSON format).
+PREFILLS: dict[str, str] = {
+    "clean": '{"instruction": "',
+    "scene": '{"summary": "',
+    "failure_modes": '{"modes": [',
+    "instructions": '{"instructions": [',
+    "validate": '{"answer": "',
+    "paraphrase": '{"paraphrases": ["',
+    "check": '{"consistent": ',
+}
+
 
 class BadAnswer(ValueError):
     """An LM answer that cannot be used (the message is quoted back to the model on retry)."""
@@ -182,7 +193,8 @@ class Relabeler:
     ``text_lm`` / ``video_lm`` are any :class:`~roboreward.lm.LM` (``video_lm`` defaults to ``text_lm``, which
     then must see videos). ``cache_dir`` holds the LM-call cache (default ``$ROBOREWARD_CACHE/lm-calls`` or
     ``~/.cache/roboreward/lm-calls``; ``False`` turns caching off). Frames for the VLM are sampled at ``fps``
-    (between ``min_frames`` and ``max_frames``) or exactly ``num_frames``.
+    (between ``min_frames`` and ``max_frames``) or exactly ``num_frames``. ``prefill`` starts each answer
+    with the stage's JSON opening (:data:`PREFILLS`; local models, and servers that continue a final message).
     """
 
     def __init__(
@@ -203,6 +215,7 @@ class Relabeler:
         min_frames: int = 4,
         max_tokens: int = 768,
         retry_temperature: float = 0.7,
+        prefill: bool = True,
         scores: Sequence[int] = CF_SCORES,
     ) -> None:
         if paraphrases < 0:
@@ -234,6 +247,7 @@ class Relabeler:
         self.max_frames, self.min_frames = max_frames, min_frames
         self.max_tokens = max_tokens
         self.retry_temperature = retry_temperature
+        self.prefill = prefill
         self.scores = tuple(scores)
 
     # -- LM plumbing ---------------------------------------------------------------------------------------
@@ -260,6 +274,7 @@ class Relabeler:
                         max_tokens=self.max_tokens,
                         temperature=0.0 if attempt == 0 else self.retry_temperature,
                         seed=None if attempt == 0 else attempt,
+                        prefill=PREFILLS.get(stage, "") if self.prefill else "",
                         stage=stage,
                     )
                 )

