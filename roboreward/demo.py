@@ -157,7 +157,7 @@ def check_video(path: str | os.PathLike | None, limits: Limits) -> VideoInfo:
     try:
         info = probe(p)
     except VideoDecodeError as exc:
-        raise DemoInputError(f"{name}: not a readable video ({_short(exc)}).") from None
+        raise DemoInputError(unreadable(p, exc)) from None
     if info.duration > limits.max_duration_s:
         raise DemoInputError(
             f"{name}: the video lasts {info.duration:.1f} s, over the {limits.max_duration_s:g} s limit."
@@ -175,6 +175,11 @@ def check_instruction(instruction: str | None, limits: Limits) -> str:
             f"The instruction has {len(text)} characters, over the {limits.max_instruction_chars} limit."
         )
     return text
+
+
+def unreadable(path: Path, exc: VideoDecodeError) -> str:
+    """The message for a video that does not decode, naming the file without the server's temp folder."""
+    return f"{path.name}: not a readable video ({_short(str(exc).replace(str(path), path.name))})."
 
 
 def _short(what: object, n: int = 200) -> str:
@@ -220,7 +225,7 @@ def analyse(
         else:
             output = scorer.score(path, text)
     except VideoDecodeError as exc:  # the container probed fine but its frames do not decode
-        raise DemoInputError(f"{Path(path).name}: not a readable video ({_short(exc)}).") from None
+        raise DemoInputError(unreadable(Path(path), exc)) from None
     result = DemoResult(
         output=output,
         info=info,

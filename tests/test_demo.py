@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import types
@@ -141,7 +142,7 @@ def test_text_only_scorer_shows_one_hot_distribution(media):
         (None, "x", D.Limits(), "Upload a video first"),
         ("text", "x", D.Limits(), "notes.txt: not a video file (text/plain)"),
         ("empty", "x", D.Limits(), "empty.mp4: the file is empty"),
-        ("corrupt", "x", D.Limits(), "corrupt.mp4: not a readable video"),
+        ("corrupt", "x", D.Limits(), "corrupt.mp4: not a readable video (corrupt.mp4: cannot open video"),
         ("good", "x", D.Limits(max_file_mb=0.001), "over the 0.001 MB limit"),
         ("long", "x", D.Limits(max_duration_s=10), "lasts 12.0 s, over the 10 s limit"),
         ("good", "   ", D.Limits(), "Type the instruction"),
@@ -150,7 +151,7 @@ def test_text_only_scorer_shows_one_hot_distribution(media):
 )
 def test_bad_input_is_refused_with_a_clear_message(media, video, instruction, limits, message):
     scorer = GrowingScorer()
-    with pytest.raises(D.DemoInputError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(D.DemoInputError, match=re.escape(message)):
         D.analyse(scorer, media[video] if video else None, instruction, limits=limits)
     assert scorer.calls == 0
 
@@ -356,6 +357,8 @@ def page(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         pg = browser.new_page(viewport={"width": 1280, "height": 1100})
+        pg.requested_urls = []  # every URL the page asks for: nothing may leave 127.0.0.1
+        pg.on("request", lambda request: pg.requested_urls.append(request.url))
         yield pg
         browser.close()
 
@@ -385,6 +388,8 @@ def test_browser_upload_score_and_screenshot(page, server, media, tmp_path):
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+    outside = [u for u in page.requested_urls if not u.startswith((server, "data:", "blob:"))]
+    assert page.requested_urls and not outside, outside  # no fonts, analytics or CDN fetched
 
 
 @pytest.mark.browser
@@ -401,12 +406,17 @@ def test_browser_bad_inputs_show_an_error_and_the_page_recovers(page, server, me
     _score(page)
     page.get_by_text("Type the instruction").first.wait_for(timeout=30_000)
     # a corrupt mp4, then the page still scores a good video
-    page.locator("#video-input button[aria-label='Clear']").click()
+    page.locator("#video-input button[aria-label='Clear']").first.click()
     page.locator("#video-input input[type=file]").set_input_files(str(media["corrupt"]))
     page.locator("#instruction textarea").fill("open the drawer")
     _score(page)
     page.get_by_text("corrupt.mp4: not a readable video").first.wait_for(timeout=30_000)
-    page.locator("#video-input button[aria-label='Clear']").click()
+    page.locator("#video-input button[aria-label='Clear']").first.click()
+    # a non-video MIME type: refused by the page itself (API clients get the server's check, tested above)
+    page.locator("#video-input input[type=file]").set_input_files(str(media["text"]))
+    page.get_by_text("Invalid file type: notes.txt").first.wait_for(timeout=30_000)
+    _score(page)
+    page.get_by_text("Upload a video first").first.wait_for(timeout=30_000)
     page.locator("#video-input input[type=file]").set_input_files(str(media["good"]))
     page.locator("#video-input video").wait_for(state="attached", timeout=20_000)
     _score(page)
