@@ -123,6 +123,7 @@ class RewardModel:
     ``model`` is a Hub repo id or local folder (loaded with :func:`roboreward.vlm.load_model`), or an already
     loaded model together with ``processor`` (e.g. a model being trained). Batches are left padded and the
     logits of the last position are read, so batched and one-by-one scores agree up to float tolerance.
+    ``decode_workers`` threads decode the videos of a ``score_batch`` call in parallel.
     """
 
     def __init__(
@@ -135,6 +136,7 @@ class RewardModel:
         min_frames: int = DEFAULT_MIN_FRAMES,
         num_frames: int | None = None,
         batch_size: int = 4,
+        decode_workers: int = 4,
         dtype: str = "auto",
         device_map: str | dict | None = None,
         device: str | None = None,
@@ -177,6 +179,7 @@ class RewardModel:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.fps, self.max_frames, self.min_frames, self.num_frames = fps, max_frames, min_frames, num_frames
         self.batch_size = batch_size
+        self.decode_workers = decode_workers
         self.template = template
         self.name = name or Path(self.model_id).name or self.model_id
 
@@ -206,7 +209,12 @@ class RewardModel:
         """Score many pairs, ``batch_size`` per forward pass (order preserved)."""
         if len(videos) != len(instructions):
             raise ValueError(f"{len(videos)} videos but {len(instructions)} instructions")
-        sampled = [self.sample(v) for v in videos]
+        if self.decode_workers > 1 and sum(not _is_frames(v) for v in videos) > 1:
+            # decoders release the GIL: decode encoded videos in parallel (order preserved)
+            with ThreadPoolExecutor(min(self.decode_workers, len(videos))) as pool:
+                sampled = list(pool.map(self.sample, videos))
+        else:
+            sampled = [self.sample(v) for v in videos]
         return self.score_sampled(sampled, instructions)
 
     def score_sampled(self, sampled: Sequence[SampledVideo], instructions: Sequence[str]) -> list[RewardOutput]:
@@ -228,9 +236,32 @@ class RewardModel:
         batch = vlm.encode(self.processor, self.family, texts, sampled, padding_side="left")
         device = next(self.model.parameters()).device
         batch = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
+        head = self._score_head()
         with torch.inference_mode():
-            logits = self.model(**batch, logits_to_keep=1).logits[:, -1]
+            if head is not None:  # project the last hidden state onto the five score rows of the LM head only
+                hidden = self.model.model(**batch, use_cache=False).last_hidden_state[:, -1]
+                logits = torch.nn.functional.linear(hidden.to(head[0].dtype), *head)
+                return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
         return vlm.probs_from_logits(logits, self.score_ids).cpu().numpy()
+
+    def _score_head(self) -> tuple[Any, Any] | None:
+        """(weight, bias) rows of the LM head for "1".."5" when the head is a plain ``nn.Linear`` on top of
+        ``model.model`` (Qwen-VL ``*ForConditionalGeneration``); None means: use the full forward. Softmax over
+        these five logits equals :func:`roboreward.vlm.probs_from_logits` on the full vocabulary logits, without
+        the vocabulary-wide projection (151k rows)."""
+        import torch
+
+        if getattr(self, "_head_cache", None) is not None:
+            return self._head_cache
+        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        if type(head) is not torch.nn.Linear or not hasattr(self.model, "model"):  # quantized / unusual heads
+            return None
+        ids = torch.tensor(self.score_ids, device=head.weight.device)
+        weight = head.weight.detach().index_select(0, ids)
+        bias = head.bias.detach().index_select(0, ids) if head.bias is not None else None
+        self._head_cache = (weight, bias)
+        return self._head_cache
 
 
 # ---------------------------------------------------------------------------------------------------------------
