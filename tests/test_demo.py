@@ -368,17 +368,23 @@ def _open(page, server) -> None:
     page.locator("#score-button").wait_for(state="visible", timeout=30_000)
 
 
-def _score(page) -> None:
+def _upload(page, path: Path, *, playable: bool = True) -> None:
+    page.locator("#video-input input[type=file]").set_input_files(str(path))
+    if playable:
+        page.locator("#video-input video").wait_for(state="attached", timeout=20_000)
+
+
+def _score(page, instruction: str | None = None) -> None:
+    if instruction is not None:
+        page.locator("#instruction textarea").fill(instruction)
     page.locator("#score-button").click()
 
 
 @pytest.mark.browser
 def test_browser_upload_score_and_screenshot(page, server, media, tmp_path):
     _open(page, server)
-    page.locator("#video-input input[type=file]").set_input_files(str(media["good"]))
-    page.locator("#video-input video").wait_for(state="attached", timeout=20_000)
-    page.locator("#instruction textarea").fill("open the drawer")
-    _score(page)
+    _upload(page, media["good"])
+    _score(page, "open the drawer")
     result = page.locator("#result")
     result.get_by_text("/ 5 —").wait_for(timeout=60_000)
     assert any(name in result.inner_text() for name in SCORE_NAMES.values())
@@ -395,30 +401,25 @@ def test_browser_upload_score_and_screenshot(page, server, media, tmp_path):
 @pytest.mark.browser
 def test_browser_bad_inputs_show_an_error_and_the_page_recovers(page, server, media, tmp_path):
     _open(page, server)
-    page.locator("#video-input input[type=file]").set_input_files(str(media["long"]))
-    page.locator("#video-input video").wait_for(state="attached", timeout=20_000)
-    page.locator("#instruction textarea").fill("open the drawer")
-    _score(page)
+    _upload(page, media["long"])
+    _score(page, "open the drawer")
     page.get_by_text("long.mp4: the video lasts 12.0 s, over the 10 s limit").first.wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
     # an empty instruction on the same page
-    page.locator("#instruction textarea").fill("")
-    _score(page)
+    _score(page, "")
     page.get_by_text("Type the instruction").first.wait_for(timeout=30_000)
     # a corrupt mp4, then the page still scores a good video
     page.locator("#video-input button[aria-label='Clear']").first.click()
-    page.locator("#video-input input[type=file]").set_input_files(str(media["corrupt"]))
-    page.locator("#instruction textarea").fill("open the drawer")
-    _score(page)
+    _upload(page, media["corrupt"], playable=False)
+    _score(page, "open the drawer")
     page.get_by_text("corrupt.mp4: not a readable video").first.wait_for(timeout=30_000)
     page.locator("#video-input button[aria-label='Clear']").first.click()
     # a non-video MIME type: refused by the page itself (API clients get the server's check, tested above)
-    page.locator("#video-input input[type=file]").set_input_files(str(media["text"]))
+    _upload(page, media["text"], playable=False)
     page.get_by_text("Invalid file type: notes.txt").first.wait_for(timeout=30_000)
     _score(page)
     page.get_by_text("Upload a video first").first.wait_for(timeout=30_000)
-    page.locator("#video-input input[type=file]").set_input_files(str(media["good"]))
-    page.locator("#video-input video").wait_for(state="attached", timeout=20_000)
+    _upload(page, media["good"])
     _score(page)
     page.locator("#result").get_by_text("/ 5 —").wait_for(timeout=60_000)
 
