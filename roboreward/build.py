@@ -330,35 +330,38 @@ def process_episode(
     notes: list[dict] = []
     calls = 0
     if relabeler is not None:
-        result = relabeler(episode, target)
+        try:
+            result = relabeler(episode, target)
+        except Exception as exc:  # keep the episode's own rows; the report says relabeling failed
+            note = f"relabeling failed, rows kept unrelabeled ({type(exc).__name__}: {exc})"
+            return [r.to_row() for r in rows], [_note(episode, note)], calls
         calls = int(result.calls)
-        notes = [
-            {"episode": episode.id, "source": episode.source, "stage": "relabel", "reason": r} for r in result.skipped
-        ]
+        notes = [_note(episode, r) for r in result.skipped]
         cleaned = " ".join(str(result.instruction or "").split()) or base.task
         for r in rows:
             r.task = cleaned
         from roboreward.rubric import check_score
 
         for ex in result.examples:
-            ex.reward = check_score(ex.reward, where=f"{episode.id}: relabeled {ex.kind} reward")
+            try:
+                ex.reward = check_score(ex.reward, where="reward")
+            except ValueError as exc:
+                notes.append(_note(episode, f"dropped a {ex.kind} example: {exc}"))
+                continue
+            if not ex.task or not ex.task.strip():
+                notes.append(_note(episode, f"dropped a {ex.kind} example with an empty task"))
+                continue
             ex.file_name = rel
             ex.episode_id = ex.episode_id or base.episode_id
             ex.source = ex.source or base.source
             ex.embodiment = ex.embodiment or base.embodiment
             ex.original_instruction = ex.original_instruction or base.original_instruction
-            if not ex.task or not ex.task.strip():
-                notes.append(
-                    {
-                        "episode": episode.id,
-                        "source": episode.source,
-                        "stage": "relabel",
-                        "reason": f"dropped a {ex.kind} example with an empty task",
-                    }
-                )
-                continue
             rows.append(ex)
     return [r.to_row() for r in rows], notes, calls
+
+
+def _note(episode: Episode, reason: str) -> dict:
+    return {"episode": episode.id, "source": episode.source, "stage": "relabel", "reason": reason}
 
 
 def run_shard(task: _ShardTask, relabeler: Relabeler | None = None) -> dict:

@@ -449,7 +449,8 @@ def list_released(path: Path, options: ReaderOptions) -> Iterator[EpisodeRef]:
         for row in read_split(path, split, check_files=False):
             stem = _CLIP_SUFFIX.sub("", Path(row.data["file_name"]).with_suffix("").as_posix())
             episode = str(row.data.get("episode_id") or stem)
-            base = slug(Path(row.data["file_name"]).with_suffix("").as_posix().replace("/", "__"))
+            parts = Path(row.data["file_name"]).with_suffix("").parts
+            base = slug("__".join(parts[1:] if len(parts) > 1 else parts))  # the path below the subset folder
             n = seen[base] = seen.get(base, 0) + 1
             eid = base if n == 1 else f"{base}__{n}"
             yield EpisodeRef(

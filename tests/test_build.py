@@ -63,10 +63,10 @@ def _mixed_specs(root: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------- the sample
 
 
-def test_sample_build_opens_with_load_dataset(sample_build):
+def test_sample_build_opens_with_load_dataset(sample_build, tmp_path):
     import datasets
 
-    ds = datasets.load_dataset(str(sample_build))
+    ds = datasets.load_dataset(str(sample_build), cache_dir=str(tmp_path / "hf-cache"))
     assert set(ds) == {"train", "validation", "test"}
     report = json.loads((sample_build / REPORT).read_text())
     for split in ds:
@@ -245,7 +245,10 @@ class FakeRelabeler:
         assert video_path.is_file()
         self.calls.append(episode.id)
         examples = []
+        if episode.id.endswith("3"):
+            raise ConnectionError("LM server went away")
         if episode.label == 5:
+            examples.append(Example(file_name="", task="bad reward", reward=9, kind="counterfactual"))
             examples.append(
                 Example(
                     file_name="",
@@ -272,7 +275,10 @@ def test_relabel_hook_rows_report_and_resume(mixed_source, tmp_path):
     assert len(fake.calls) == 8
     rows = [r for rs in _split_rows(tmp_path / "r").values() for r in rs]
     cf = [r for r in rows if r["kind"] == "counterfactual"]
-    assert len(cf) == 8 and all(r["reward"] == 3 and r["failure_mode"] == "did it only once" for r in cf)
+    assert len(cf) == 7 and all(r["reward"] == 3 and r["failure_mode"] == "did it only once" for r in cf)
+    failed = [r for r in rows if r["episode_id"] == "so_arm_episode_000003"]  # the relabeler raised: rows kept as is
+    assert len(failed) == 5 and all(r["task"] == "task 3" for r in failed)
+    rows = [r for r in rows if r["episode_id"] != "so_arm_episode_000003"]
     originals = {r["episode_id"]: r for r in rows if r["kind"] == "original"}
     for r in cf:  # the counterfactual reuses the episode's video
         assert r["file_name"] == originals[r["episode_id"]]["file_name"]
@@ -280,9 +286,11 @@ def test_relabel_hook_rows_report_and_resume(mixed_source, tmp_path):
     assert all(r["task"].endswith(".") and r["task"][0].isupper() for r in rows if r["kind"] != "counterfactual")
     assert all(r["original_instruction"].startswith("task ") for r in rows)
     report = summary.report
-    assert report["relabel"]["lm_calls"] == 16 and len(report["relabel"]["notes"]) == 8
-    ds = datasets.load_dataset(str(tmp_path / "r"))
-    assert sum(ds[s].num_rows for s in ds) == len(rows) == 8 * 6  # rows sharing an mp4 all load
+    notes = [n["reason"] for n in report["relabel"]["notes"]]
+    assert report["relabel"]["lm_calls"] == 14 and len(notes) == 7 + 7 + 1
+    assert sum("outside 1..5" in n for n in notes) == 7 and sum("LM server went away" in n for n in notes) == 1
+    ds = datasets.load_dataset(str(tmp_path / "r"), cache_dir=str(tmp_path / "hf-cache"))
+    assert sum(ds[s].num_rows for s in ds) == len(rows) + 5 == 7 * 6 + 5  # rows sharing an mp4 all load
     # resume: nothing is relabeled again
     again = build_dataset(specs, tmp_path / "r", relabeler=fake, relabel_config={"fake": 1}, show_progress=False)
     assert len(fake.calls) == 8 and again.shards_reused == again.shards_total
@@ -316,3 +324,34 @@ def test_lerobot_v3_segments_are_remuxed_when_exact(tmp_path, monkeypatch, conca
         assert frames.shape == source.shape
         if concat:
             assert np.array_equal(frames, source)  # bit-exact: the original packets
+
+
+# ---------------------------------------------------------------------------------------------- released layout
+
+
+def test_rebuild_and_resplit_from_released_layout(mixed_source, tmp_path):
+    from roboreward.sources import list_source, load_episode
+
+    first = tmp_path / "first"
+    build_dataset(_mixed_specs(mixed_source), first, seed=1, show_progress=False)
+    refs = list(list_source(f"released:{first}"))
+    rows = [r for rs in _split_rows(first).values() for r in rs]
+    assert len(refs) == len(rows)
+    groups = {}
+    for ref in refs:  # all examples of an episode share a split group
+        ep = load_episode(ref)
+        row = ep.meta["released_row"]
+        assert ep.label == row["reward"] and ep.instruction == row["task"] and ep.meta["no_clip"]
+        groups.setdefault(row["episode_id"], set()).add(ref.group)
+    assert all(len(g) == 1 for g in groups.values())
+
+    again = tmp_path / "again"
+    build_dataset([f"released:{first}"], again, seed=5, show_progress=False)
+    new_rows = [r for rs in _split_rows(again).values() for r in rs]
+    key = lambda r: (r["episode_id"], r["kind"], r["reward"], r["clip_fraction"], r["task"])  # noqa: E731
+    assert sorted(map(key, new_rows)) == sorted(map(key, rows))  # nothing lost, nothing clipped twice
+    check_no_leakage((s, r["episode_id"]) for s, rs in _split_rows(again).items() for r in rs)
+    assert all(Path(r["file_name"]).parts[0] == r["source"] for r in new_rows)
+    old_split = {r["episode_id"]: s for s, rs in _split_rows(first).items() for r in rs}
+    new_split = {r["episode_id"]: s for s, rs in _split_rows(again).items() for r in rs}
+    assert old_split != new_split  # re-split with another seed
