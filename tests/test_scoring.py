@@ -86,6 +86,12 @@ def test_very_short_videos_are_padded(models, tmp_path, family, n_frames):
         out = rm.score(video, "close the drawer")
         assert math.isclose(sum(out.probs), 1.0, abs_tol=1e-6)
     assert len(rm.sample(path).frames) >= rm.min_frames
+    rm.num_frames, rm.min_frames = n_frames, 1  # an odd or single-frame clip reaches the processor as is
+    try:
+        assert len(rm.sample(path).frames) == n_frames
+        assert math.isclose(sum(rm.score(path, "close the drawer").probs), 1.0, abs_tol=1e-6)
+    finally:
+        rm.num_frames, rm.min_frames = None, TINY_KW["min_frames"]
 
 
 def test_reward_model_bad_input(models, tmp_path):
