@@ -289,16 +289,23 @@ def curve_frame(result: DemoResult) -> pd.DataFrame:
     )
 
 
-def gpu_decorator(fn: Callable, duration: int = 120) -> Callable:
-    """``spaces.GPU`` (ZeroGPU on Hugging Face Spaces) when the ``spaces`` package is importable, else ``fn``.
+def spaces_gpu() -> Callable | None:
+    """``spaces.GPU`` when the ``spaces`` package (Hugging Face ZeroGPU) is importable, else None.
 
-    (A checkout's ``spaces/`` folder imports as an empty namespace package: it has no ``GPU``, so no-op.)"""
+    On ZeroGPU ``spaces`` must be imported before torch initialises CUDA: :func:`serve` calls this first.
+    (A checkout's ``spaces/`` folder imports as an empty namespace package: it has no ``GPU``.)"""
     try:
         import spaces  # type: ignore[import-not-found]
     except ImportError:
-        return fn
+        return None
     gpu = getattr(spaces, "GPU", None)
-    return gpu(duration=duration)(fn) if callable(gpu) else fn
+    return gpu if callable(gpu) else None
+
+
+def gpu_decorator(fn: Callable, duration: int = 120) -> Callable:
+    """``fn`` wrapped in ``spaces.GPU(duration=...)`` on ZeroGPU; ``fn`` itself everywhere else."""
+    gpu = spaces_gpu()
+    return gpu(duration=duration)(fn) if gpu is not None else fn
 
 
 def example_rows(root: str | os.PathLike | None, limit: int = 4) -> list[list[str]]:
@@ -475,6 +482,7 @@ def serve(
     block: bool = True,
 ) -> gr.Blocks:
     """Load the scorer named by ``model`` (see :func:`default_model_spec`), build the app and serve it."""
+    spaces_gpu()  # ZeroGPU: before torch is imported by the scorer
     spec = default_model_spec(model)
     root = find_examples(examples)
     note = (
