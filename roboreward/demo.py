@@ -396,7 +396,6 @@ def build_demo(
                     sort="x",
                     height=240,
                     label="Distribution over 1..5",
-                    caption=" · ".join(f"{s} {name}" for s, name in SCORE_NAMES.items()),
                 )
                 curve = gr.LinePlot(
                     x="time_s",
