@@ -258,3 +258,26 @@ def test_runner_on_a_dataset_built_by_roboreward_build(tmp_path, tiny_qwen3_vl):
     assert set(result.leaderboard[0]["per_subset_mae"]) == {r.subset for r in rows}
     for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "confusion_tiny.png", "confusion_fake.png"):
         assert (out / f).is_file()
+
+
+def test_api_model_parse_failures_count_at_max_error(dataset, tmp_path):
+    from openai_server import ChatServer
+
+    answers = {task: f"ANSWER: {reward}" for _, task, reward in EXAMPLES}
+    answers["wipe the table"] = "I am not sure what happened."  # reward 4: unparseable -> error 4
+
+    def handler(req):
+        return answers[req["messages"][0]["content"][-1]["text"].rsplit("Task:", 1)[-1].strip()]
+
+    out = tmp_path / "results"
+    with ChatServer(handler) as server:
+        result = evaluate_models(
+            [f"api=openai:fake-vlm@{server.base_url}"], dataset=dataset, out_dir=out, max_frames=2, show_progress=False
+        )
+    (row,) = result.leaderboard
+    assert row["parse_failures"] == 1 and row["mae"] == pytest.approx(4 / N) and row["accuracy"] == pytest.approx(6 / 7)
+    stored = {r["task"]: r for r in _lines(out / "predictions" / "api.jsonl")}
+    assert stored["wipe the table"]["score"] is None and stored["wipe the table"]["parsed"] is False
+    assert stored["wipe the table"]["raw_text"] == "I am not sure what happened."
+    settings = json.loads((out / "predictions" / "api.settings.json").read_text())
+    assert settings["scorer"] == "ApiScorer" and settings["base_url"] == server.base_url
