@@ -121,9 +121,9 @@ class RewardModel:
     """A Qwen-VL reward model scoring (video, instruction) pairs from the answer-token logits.
 
     ``model`` is a Hub repo id or local folder (loaded with :func:`roboreward.vlm.load_model`), or an already
-    loaded model together with ``processor`` (e.g. a model being trained). Batches are left padded and the
-    logits of the last position are read, so batched and one-by-one scores agree up to float tolerance.
-    ``decode_workers`` threads decode the videos of a ``score_batch`` call in parallel.
+    loaded model together with ``processor`` (e.g. a model being trained; it is put in eval mode). Batches are
+    left padded and the logits of the last position are read, so batched and one-by-one scores agree up to float
+    tolerance. ``decode_workers`` threads decode the videos of a ``score_batch`` call in parallel.
     """
 
     def __init__(
@@ -240,7 +240,7 @@ class RewardModel:
         with torch.inference_mode():
             if head is not None:  # project the last hidden state onto the five score rows of the LM head only
                 hidden = self.model.model(**batch, use_cache=False).last_hidden_state[:, -1]
-                logits = torch.nn.functional.linear(hidden.to(head[0].dtype), *head)
+                logits = torch.nn.functional.linear(hidden.to(head[0].device, head[0].dtype), *head)
                 return torch.softmax(logits.float(), dim=-1).cpu().numpy()
             logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
         return vlm.probs_from_logits(logits, self.score_ids).cpu().numpy()
@@ -252,16 +252,14 @@ class RewardModel:
         the vocabulary-wide projection (151k rows)."""
         import torch
 
-        if getattr(self, "_head_cache", None) is not None:
-            return self._head_cache
         head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
         if type(head) is not torch.nn.Linear or not hasattr(self.model, "model"):  # quantized / unusual heads
             return None
+        # sliced on every call (5 rows: negligible), so a model that is being trained is always read fresh
         ids = torch.tensor(self.score_ids, device=head.weight.device)
         weight = head.weight.detach().index_select(0, ids)
         bias = head.bias.detach().index_select(0, ids) if head.bias is not None else None
-        self._head_cache = (weight, bias)
-        return self._head_cache
+        return weight, bias
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,7 +278,7 @@ def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | 
     """The distribution over 1..5 at the score token of a chat completion's ``logprobs.content``.
 
     The score position is the first token right after ``ANSWER:`` (case-insensitive) that is, or has among its
-    alternatives, a digit 1-5 — or the first generated token when that is so (a bare "4" answer). The
+    alternatives, a digit 1-5; without ``ANSWER:``, the first generated token if it is a digit (a bare "4"). The
     probability of each score sums its alternatives in ``top_logprobs`` ("4" and " 4" both count),
     renormalised over 1..5. ``None`` when no score token or none of 1..5 is among the alternatives.
     """
@@ -289,7 +287,7 @@ def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | 
     position = None
     for i, tok in enumerate(content):
         text = tok.get("token") or ""
-        if _ANSWER_TAIL_RE.search(prefix) or i == 0:
+        if _ANSWER_TAIL_RE.search(prefix):
             # the answer position: the generated token or one of its alternatives is a score digit
             candidates = [text] + [a.get("token") or "" for a in tok.get("top_logprobs") or []]
             if any(c.strip() in digits for c in candidates):
@@ -297,7 +295,10 @@ def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | 
                 break
         prefix += text
     if position is None:
-        return None
+        if content and (content[0].get("token") or "").strip() in digits:
+            position = 0  # a bare "4" answer
+        else:
+            return None
     alternatives = content[position].get("top_logprobs") or [
         {"token": content[position].get("token"), "logprob": content[position].get("logprob", 0.0)}
     ]

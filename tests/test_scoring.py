@@ -271,6 +271,23 @@ def test_probs_from_top_logprobs_edge_cases():
     # a digit that is not the answer (e.g. "step 1") is skipped; no score token at all -> None
     text_only = [{"token": t, "logprob": -0.1, "top_logprobs": []} for t in ["Step", " ", "1", " done"]]
     assert probs_from_top_logprobs(text_only) is None
+    # a verbose answer: digits among the first token's alternatives do not matter, the one after ANSWER: does
+    verbose = [
+        {
+            "token": "The",
+            "logprob": -0.1,
+            "top_logprobs": [{"token": "The", "logprob": -0.1}, {"token": "5", "logprob": -3.0}],
+        }
+    ]
+    verbose += [{"token": t, "logprob": -0.1, "top_logprobs": []} for t in [" gripper", " moved.", " Answer", ":"]]
+    verbose += [
+        {
+            "token": " 2",
+            "logprob": math.log(0.6),
+            "top_logprobs": [{"token": " 2", "logprob": math.log(0.6)}, {"token": " 3", "logprob": math.log(0.2)}],
+        }
+    ]
+    assert probs_from_top_logprobs(verbose) == pytest.approx([0, 0.75, 0.25, 0, 0])
 
 
 def test_score_cli_json(tiny_qwen3_vl, videos):
