@@ -558,6 +558,36 @@ class ProgressCurve:
             "outputs": [o.to_dict() for o in self.outputs],
         }
 
+    def plot(self, path: str | os.PathLike, *, title: str = "") -> Path:
+        """Save the curve as a PNG: expected score (with the 1..5 distribution as shading) against time."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        probs = [o.probs for o in self.outputs]
+        if all(p is not None for p in probs) and len(self.times) > 1:
+            grid = np.array(probs).T  # (5, points)
+            t = np.asarray(self.times)
+            mid = (t[1:] + t[:-1]) / 2
+            edges = np.r_[t[0] - (mid[0] - t[0]), mid, t[-1] + (t[-1] - mid[-1])]
+            mesh = ax.pcolormesh(edges, np.arange(0.5, 6.0), grid, cmap="Blues", vmin=0, vmax=1, alpha=0.7)
+            fig.colorbar(mesh, ax=ax, label="p(score)")
+        ax.plot(self.times, self.expected, "o-", color="tab:orange", label="expected score")
+        ax.set_ylim(0.5, 5.5)
+        ax.set_yticks(list(SCORES))
+        ax.set_xlabel("prefix end (s)")
+        ax.set_ylabel("score")
+        ax.set_title(title or f"progress curve (VOC {self.voc:.2f})")
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return out
+
 
 def _all_frames(video: VideoInput) -> Frames:
     if _is_frames(video):
@@ -614,6 +644,7 @@ def score_command(
     max_frames: int = DEFAULT_MAX_FRAMES,
     num_frames: int | None = None,
     curve: int = 0,
+    plot: Annotated[Path | None, typer.Option(help="with --curve: save the progress curve as a PNG here")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Score a VIDEO against an INSTRUCTION: score 1-5, the distribution over 1..5 and expected progress.
@@ -637,6 +668,8 @@ def score_command(
     result["settings"] = scorer_settings(scorer)
     if pc is not None:
         result["curve"] = pc.to_dict()
+        if plot is not None:
+            result["plot"] = str(pc.plot(plot, title=f"{scorer.name}: {instruction} (VOC {pc.voc:.2f})"))
     if json_output:
         typer.echo(json.dumps(result, indent=2))
         return

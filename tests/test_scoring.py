@@ -301,7 +301,11 @@ def test_score_cli_json(tiny_qwen3_vl, videos):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout[result.stdout.index("{") :])
     assert math.isclose(sum(data["probs"]), 1.0, abs_tol=1e-6) and data["settings"]["max_frames"] == 4
-    table = CliRunner().invoke(app, ["score", str(videos[0]), "wipe", "--model", str(tiny_qwen3_vl), "--curve", "2"])
+    png = videos[0].parent / "curve.png"
+    table = CliRunner().invoke(
+        app, ["score", str(videos[0]), "wipe", "--model", str(tiny_qwen3_vl), "--curve", "2", "--plot", str(png)]
+    )
     assert table.exit_code == 0 and "Perfect Completion" in table.output and "VOC" in table.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     missing = CliRunner().invoke(app, ["score", "nope.mp4", "x", "--model", "tiny"])
     assert missing.exit_code == 1 and "no such video file" in missing.output
