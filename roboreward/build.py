@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from roboreward.clip import clip_file_name, clip_frames, parse_clips
+from roboreward.clip import clip_file_name, clip_frames, clip_length, encode_prefixes, parse_clips
 from roboreward.dataset_io import SPLITS
 from roboreward.sources import (
     EpisodeRef,
@@ -270,18 +270,18 @@ def process_episode(
     frames = None
     label = episode.label if episode.label is not None else options.success_label
     will_clip = bool(clips) and label == 5 and not episode.meta.get("no_clip")
+    copied = False  # the written original holds the source's own packets
     if isinstance(episode.video, str | Path):
         src = Path(episode.video)
-        if will_clip:  # decoding every frame validates the video (VideoDecodeError names the file)
-            frames, fps = read_all_frames(src)
-        else:
-            fps = probe(src).fps  # raises VideoDecodeError naming the file for corrupt / empty videos
+        fps = probe(src).fps  # raises VideoDecodeError naming the file for corrupt / empty videos
         atomic_copy(src, target)
+        copied = True
     else:
         frames = episode.video
         fps = episode.fps
         seg = episode.meta.get("segment")
-        if not (seg and remux_segment(Path(seg["file"]), seg["t0"], seg["t1"], target, len(frames))):
+        copied = bool(seg) and remux_segment(Path(seg["file"]), seg["t0"], seg["t1"], target, len(frames))
+        if not copied:
             _encode(target, frames, fps)
     released = episode.meta.get("released_row")
     if released:
@@ -309,10 +309,20 @@ def process_episode(
         )
     rows = [base]
     if will_clip:
-        assert frames is not None
-        for attempt, (fraction, score) in enumerate(clips, 1):
-            name = clip_file_name(stem, attempt, score)
-            _encode(sdir / source / name, clip_frames(frames, fraction), fps)
+        specs = [(clip_file_name(stem, i, score), fraction, score) for i, (fraction, score) in enumerate(clips, 1)]
+        done = False
+        info = probe(target) if copied else None
+        if info is not None and info.width % 2 == 0 and info.height % 2 == 0:
+            # decode the file once and encode every clip in the same pass (no RGB round trip)
+            n = info.num_frames
+            done = encode_prefixes(target, [(clip_length(n, f), sdir / source / name) for name, f, _ in specs]) == n
+            if not done:  # the container's frame count was off: cut exactly from decoded frames
+                frames, fps = read_all_frames(target)
+        if not done:
+            assert frames is not None
+            for name, fraction, _ in specs:
+                _encode(sdir / source / name, clip_frames(frames, fraction), fps)
+        for name, fraction, score in specs:
             rows.append(
                 Example(
                     file_name=f"{source}/{name}",

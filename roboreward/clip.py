@@ -11,7 +11,11 @@ A clip keeps ``max(1, round(fraction * frames))`` frames. Clipped files are name
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -75,3 +79,74 @@ def clip_frames(frames: np.ndarray, fraction: float) -> np.ndarray:
 def clip_file_name(stem: str, attempt: int, score: int) -> str:
     """``<stem>_attempt_<n>_score_<score>.mp4``, as in the release."""
     return f"{stem}_attempt_{attempt}_score_{check_score(score)}.mp4"
+
+
+class OddFrameSizeError(ValueError):
+    """The source's frame size cannot be encoded as is (H.264 4:2:0 needs even sizes)."""
+
+
+def encode_prefixes(src: str | Path, outputs: Sequence[tuple[int, str | Path]], *, crf: int = 23) -> int:
+    """Decode ``src`` once and H.264-encode each ``(n_frames, path)`` prefix in the same pass.
+
+    Frames go from the decoder to the encoders in YUV 4:2:0 without an RGB round trip and without holding the
+    episode in memory, which makes clipping several times cheaper than decoding to arrays and re-encoding each
+    clip. Every frame is decoded (so a corrupt tail is still caught). Files are written atomically. Returns the
+    number of frames decoded; raises :class:`roboreward.video.VideoDecodeError` naming the file on bad input.
+    """
+    import av
+
+    from roboreward.video import VideoDecodeError
+
+    if not outputs:
+        return 0
+    targets = [(int(n), Path(p)) for n, p in outputs]
+    tmps: list[str] = []
+    count = 0
+    try:
+        with av.open(str(src)) as inp:
+            if not inp.streams.video:
+                raise VideoDecodeError(f"{src}: no video stream")
+            st = inp.streams.video[0]
+            st.codec_context.thread_count = 1
+            rate = Fraction(st.average_rate or st.guessed_rate or 10).limit_denominator(1000)
+            width, height = st.codec_context.width, st.codec_context.height
+            if width % 2 or height % 2:
+                raise OddFrameSizeError(f"{src}: H.264 4:2:0 needs even frame sizes, got {width}x{height}")
+            writers = []
+            for _, path in targets:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=".tmp-")
+                os.close(fd)
+                tmps.append(tmp)
+                container = av.open(tmp, mode="w", format="mp4")
+                stream = container.add_stream("libx264", rate=rate)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.codec_context.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+                writers.append((container, stream))
+            for frame in inp.decode(st):
+                if frame.format.name != "yuv420p":
+                    frame = frame.reformat(format="yuv420p")
+                frame.pts, frame.time_base = count, 1 / rate  # frame index in units of 1/fps
+                for (n, _), (container, stream) in zip(targets, writers, strict=True):
+                    if count < n:
+                        for packet in stream.encode(frame):
+                            container.mux(packet)
+                count += 1
+            for container, stream in writers:
+                for packet in stream.encode():
+                    container.mux(packet)
+                container.close()
+        if count == 0:
+            raise VideoDecodeError(f"{src}: video has no frames")
+        for (_, path), tmp in zip(targets, tmps, strict=True):
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+    except (VideoDecodeError, OddFrameSizeError):
+        raise
+    except Exception as exc:
+        raise VideoDecodeError(f"{src}: cannot decode video ({type(exc).__name__}: {exc})") from None
+    finally:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return count

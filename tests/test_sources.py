@@ -270,3 +270,24 @@ def test_clip_mapping_and_names():
     frames = np.arange(20)[:, None, None, None].repeat(3, -1)
     assert clip_frames(frames, 0.5)[-1, 0, 0, 0] == 9
     assert clip_file_name("bridge_ep_7", 2, 2) == "bridge_ep_7_attempt_2_score_2.mp4"
+
+
+def test_encode_prefixes_one_pass(tmp_path):
+    from roboreward.clip import encode_prefixes
+    from roboreward.video import VideoDecodeError, probe, read_all_frames, write_video
+
+    src = write_video(tmp_path / "ep.mp4", episode_frames(30, 4, h=64, w=128), 10)
+    decoded, _ = read_all_frames(src)
+    outs = [(clip_length(30, f), tmp_path / f"c{s}.mp4") for f, s in DEFAULT_CLIPS]
+    assert encode_prefixes(src, outs) == 30
+    for n, path in outs:
+        info = probe(path)
+        assert (info.num_frames, info.fps, info.width, info.height) == (n, 10.0, 128, 64)
+        frames, _ = read_all_frames(path)
+        assert np.abs(frames.astype(int) - decoded[:n]).mean() < 3  # the same picture, re-encoded
+        assert np.abs(mean_color(frames[-1:]) - mean_color(decoded[n - 1 : n])).max() < 3  # ends at frame n-1
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    with pytest.raises(VideoDecodeError, match="bad.mp4"):
+        encode_prefixes(bad, [(3, tmp_path / "x.mp4")])
+    assert not list(tmp_path.glob(".tmp-*")) and not (tmp_path / "x.mp4").exists()
