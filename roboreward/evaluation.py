@@ -324,7 +324,7 @@ def evaluate_models(
             name, spec = parse_model_arg(model)
         else:
             name, spec = getattr(model, "name", type(model).__name__), None
-        if name in names:
+        if model_slug(name) in {model_slug(n) for n in names}:
             raise ValueError(f"model name {name!r} given twice (name them: --model name=spec)")
         names.append(name)
         path = pred_dir / f"{model_slug(name)}.jsonl"
