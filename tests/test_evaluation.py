@@ -226,37 +226,29 @@ def test_eval_cli(dataset, tmp_path, tiny_qwen3_vl):
     assert missing_split.exit_code == 1 and "no split 'train'" in missing_split.output
 
 
-def test_runner_on_a_dataset_built_by_roboreward_build(tmp_path, tiny_qwen3_vl):
-    """The builder's output (videofolder layout, several sources, temporal clips) is what eval reads."""
-    from build_helpers import make_lerobot_v21, make_roboarena
+def test_runner_on_the_bundled_sample_dataset(tmp_path, tiny_qwen3_vl, tiny_qwen2_5_vl):
+    """``roboreward build --source sample`` then ``roboreward eval`` on its test split: the builder's output
+    (videofolder layout, several sources, temporal clips) is what eval reads."""
+    from typer.testing import CliRunner
 
-    from roboreward.build import build_dataset
+    from roboreward.cli import app
     from roboreward.dataset_io import read_split
 
-    src = tmp_path / "src"
-    make_lerobot_v21(src / "lerobot" / "aloha_demo", [8, 10], ["put the cup in the sink", "open the drawer"])
-    make_roboarena(src / "arena", [{"a": 1.0, "b": 0.3}], frames=8)
-    built = tmp_path / "built"
-    build_dataset(
-        [f"lerobot:{src / 'lerobot'}", f"roboarena:{src / 'arena'}"],
-        built,
-        split_fractions=(0.0, 0.0, 1.0),
-        show_progress=False,
-    )
+    built = tmp_path / "sample"
+    result = CliRunner().invoke(app, ["build", "--source", "sample", "--out", str(built)])
+    assert result.exit_code == 0, result.output
     rows = read_split(built, "test")
     assert len({r.subset for r in rows}) >= 2 and len({r.reward for r in rows}) >= 3
     out = tmp_path / "results"
-    result = evaluate_models(
-        [f"tiny={tiny_qwen3_vl}", FakeScorer(name="fake")],
-        dataset=built,
-        out_dir=out,
-        num_frames=2,
-        batch_size=8,
-        show_progress=False,
-    )
-    assert all(r["n"] == len(rows) for r in result.leaderboard)
-    assert set(result.leaderboard[0]["per_subset_mae"]) == {r.subset for r in rows}
-    for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "confusion_tiny.png", "confusion_fake.png"):
+    args = ["eval", "--dataset", str(built), "--out", str(out), "--model", f"tiny={tiny_qwen3_vl}"]
+    result = CliRunner().invoke(app, [*args, "--model", f"tiny25={tiny_qwen2_5_vl}", "--num-frames", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"scored {len(rows)}, reused 0" in result.output
+    board = json.loads((out / "leaderboard.json").read_text())["models"]
+    assert {m["model"] for m in board} == {"tiny", "tiny25"} and all(m["n"] == len(rows) for m in board)
+    assert set(board[0]["per_subset_mae"]) == {r.subset for r in rows}
+    assert all(0 <= m["subset_win_rate"] <= 1 for m in board)
+    for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "confusion_tiny.png", "confusion_tiny25.png"):
         assert (out / f).is_file()
 
 
