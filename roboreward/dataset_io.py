@@ -58,11 +58,24 @@ def safe_join(root: Path, relative: str, *, where: str = "file_name") -> Path:
         raise DatasetFormatError(f"{where}: empty or non-string path {relative!r}")
     if os.path.isabs(relative) or relative.startswith(("/", "\\")):
         raise DatasetFormatError(f"{where}: absolute path {relative!r} is not allowed")
+    norm = os.path.normpath(relative)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        raise DatasetFormatError(f"{where}: path {relative!r} escapes the dataset folder {root}")
     root_resolved = root.resolve()
     candidate = (root_resolved / relative).resolve()
     if candidate != root_resolved and root_resolved not in candidate.parents:
+        if _hub_blob(root_resolved, candidate):  # huggingface_hub's cache: snapshots/<rev>/<file> -> blobs/<hash>
+            return root_resolved / norm
         raise DatasetFormatError(f"{where}: path {relative!r} escapes the dataset folder {root}")
     return candidate
+
+
+def _hub_blob(root: Path, target: Path) -> bool:
+    """Whether ``target`` is a blob of the Hub-cache repo whose snapshot folder holds ``root``."""
+    for folder in (root, *root.parents):
+        if folder.parent.name == "snapshots":
+            return target.parent == folder.parent.parent / "blobs"
+    return False
 
 
 def resolve_dataset(
