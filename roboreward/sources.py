@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import struct
 from collections.abc import Iterator, Sequence
@@ -304,7 +305,9 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         file_index = row.get(f"videos/{key}/file_index")
         if chunk is None or file_index is None:
             raise SourceError(ref.id, f"camera {key}", "meta/episodes has no video location for this camera")
-        video = root / template.format(video_key=key, chunk_index=int(chunk), file_index=int(file_index))
+        video = _inside(
+            root, template.format(video_key=key, chunk_index=int(chunk), file_index=int(file_index)), ref.id
+        )
         t0 = float(row.get(f"videos/{key}/from_timestamp") or 0.0)
         t1 = row.get(f"videos/{key}/to_timestamp")
         length = int(row.get("length") or 0)
@@ -318,10 +321,19 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
             )
         return Episode(video=frames, **common)
     chunks_size = int(info.get("chunks_size") or 1000)
-    video = root / template.format(episode_chunk=ep // chunks_size, video_key=key, episode_index=ep)
+    video = _inside(root, template.format(episode_chunk=ep // chunks_size, video_key=key, episode_index=ep), ref.id)
     if not video.is_file():
         raise SourceError(ref.id, f"camera {key}", f"video file {video} is missing")
     return Episode(video=video, **common)
+
+
+def _inside(root: Path, relative: str, episode_id: str, field_name: str = "video_path") -> Path:
+    """``root / relative``, refusing paths that leave ``root`` (checked on the path text, so symlinked Hub-cache
+    files still work)."""
+    rel = os.path.normpath(relative)
+    if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
+        raise SourceError(episode_id, field_name, f"{relative!r} escapes the dataset folder {root}")
+    return root / rel
 
 
 def decode_range(path: Path, t0: float, t1: float | None, *, episode_id: str) -> np.ndarray:
@@ -407,7 +419,7 @@ def load_roboarena(ref: EpisodeRef, options: ReaderOptions) -> Episode:
     progress = value * scale
     label = progress_to_label(progress, tuple(options.progress_bins))
     name = policy.get("policy_name") or ""
-    folder = sdir / f"{side}_{name}"
+    folder = _inside(sdir, f"{side}_{name}", ref.id, f"policies.{side}.policy_name")
     if not folder.is_dir():
         candidates = sorted(p for p in sdir.glob(f"{side}_*") if p.is_dir())
         if not candidates:
