@@ -273,6 +273,8 @@ class TransformersLM(LM):
                     processor = AutoTokenizer.from_pretrained(self.model_id, **kwargs)
                     if self.device_map is not None:
                         kwargs["device_map"] = self.device_map
+                    if not self.gguf_file:
+                        kwargs["use_safetensors"] = True  # never unpickle a pytorch_model.bin
                     model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=torch_dtype, **kwargs)
             except Exception as exc:
                 raise LMError(f"cannot load model {self.model_id!r}: {type(exc).__name__}: {exc}") from None
