@@ -138,6 +138,18 @@ def default_model_spec(model: str | None = None) -> str:
     return OFFLINE_MODEL if offline else DEFAULT_MODEL
 
 
+#: Leading bytes of still-image formats (refused even when named .mp4).
+_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
 def check_video(path: str | os.PathLike | None, limits: Limits) -> VideoInfo:
     """Refuse anything that is not a readable video within the limits; return its probe."""
     if path is None or not str(path):
@@ -154,6 +166,13 @@ def check_video(path: str | os.PathLike | None, limits: Limits) -> VideoInfo:
         raise DemoInputError(f"{name}: the file is empty.")
     if size > limits.max_file_bytes:
         raise DemoInputError(f"{name}: {size / 2**20:.1f} MB is over the {limits.max_file_mb:g} MB limit.")
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    image = next((kind for magic, kind in _IMAGE_MAGIC if head.startswith(magic)), None)
+    if image is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        image = "WebP"
+    if image:  # FFmpeg would open a still image as a one-frame "video": judge the content, not the name
+        raise DemoInputError(f"{name}: not a video file (the content is a {image} image); upload an mp4, webm or mov.")
     try:
         info = probe(p)
     except VideoDecodeError as exc:
