@@ -173,9 +173,9 @@ def tiny_processor(family: Family = "qwen3_vl"):
     if family == "qwen3":
         return tok
     if family == "qwen3_vl":
-        from transformers import Qwen2VLImageProcessorFast, Qwen3VLProcessor, Qwen3VLVideoProcessor
+        from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
-        image = Qwen2VLImageProcessorFast(
+        image = Qwen2VLImageProcessor(
             patch_size=16,
             merge_size=2,
             temporal_patch_size=2,
@@ -192,9 +192,9 @@ def tiny_processor(family: Family = "qwen3_vl"):
             image_processor=image, tokenizer=tok, video_processor=video, chat_template=CHAT_TEMPLATE
         )
     if family == "qwen2_5_vl":
-        from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessorFast, Qwen2VLVideoProcessor
+        from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-        image = Qwen2VLImageProcessorFast(
+        image = Qwen2VLImageProcessor(
             patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=28 * 28, max_pixels=112 * 112
         )
         video = Qwen2VLVideoProcessor(

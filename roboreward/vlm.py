@@ -74,12 +74,10 @@ def score_token_ids(tokenizer: Any) -> list[int]:
 
 
 def video_kwargs(family: Family, videos: Sequence[SampledVideo]) -> dict[str, Any]:
-    """Processor kwargs describing where the frames came from (Qwen3-VL: metadata; Qwen2.5-VL: fps)."""
-    if family == "qwen3_vl":
+    """Processor kwargs describing where the frames came from, so time positions (Qwen3-VL timestamps,
+    Qwen2.5-VL ``second_per_grid_ts``) match each video's real timing. The frames are already sampled."""
+    if family in ("qwen3_vl", "qwen2_5_vl", "qwen2_vl"):
         return {"video_metadata": [v.metadata() for v in videos], "do_sample_frames": False}
-    if family in ("qwen2_5_vl", "qwen2_vl"):
-        # one fps for the batch (the processor takes a scalar): the mean effective rate
-        return {"fps": float(np.mean([v.sampled_fps for v in videos]))}
     return {}
 
 
