@@ -56,7 +56,6 @@ class Limits:
     max_file_mb: float = 50.0
     max_duration_s: float = 120.0
     max_instruction_chars: int = 1000
-    max_curve_mb: float = 2048.0  # the progress curve decodes every frame: skip it above this decoded size
 
     @property
     def max_file_bytes(self) -> int:
@@ -74,7 +73,6 @@ class DemoResult:
     curve_times: list[float] = field(default_factory=list)
     curve_progress: list[float] = field(default_factory=list)  # expected progress in [0, 1] per prefix
     voc: float | None = None
-    curve_skipped: str | None = None
     seconds: float = 0.0
 
     @property
@@ -100,7 +98,6 @@ class DemoResult:
                 "times": self.curve_times,
                 "progress": self.curve_progress,
                 "voc": self.voc,
-                "skipped": self.curve_skipped,
             },
             "frame_times": self.frame_times,
             "video": {
@@ -219,19 +216,14 @@ def analyse(
     exposes ``sample``, else ``strip_frames`` uniform ones).
 
     With ``curve_points`` > 1 the dense progress curve (:func:`roboreward.scoring.progress_curve`) is scored
-    too and the headline score is its last point, the whole video, so nothing is scored twice. The curve
-    decodes every frame: it is skipped (``curve_skipped`` says why) for videos over ``limits.max_curve_mb``
-    decoded. Raises :class:`DemoInputError` on bad input.
+    too and the headline score is its last point, the whole video, so nothing is scored twice (the curve
+    decodes a bounded uniform proxy of the video, see :func:`roboreward.scoring.progress_curve`). Raises
+    :class:`DemoInputError` on bad input.
     """
     info = check_video(video, limits)
     text = check_instruction(instruction, limits)
     path = str(video)
-    decoded_mb = info.num_frames * info.width * info.height * 3 / 2**20
     want_curve = curve_points > 1
-    skipped = None
-    if want_curve and decoded_mb > limits.max_curve_mb:
-        want_curve = False
-        skipped = f"the video is {decoded_mb:.0f} MB decoded, over the {limits.max_curve_mb:g} MB curve limit"
     start = time.perf_counter()
     try:
         sample = getattr(scorer, "sample", None)
@@ -250,7 +242,6 @@ def analyse(
         info=info,
         frames=sampled.frames,
         frame_times=[round(i / info.fps, 2) for i in sampled.indices],
-        curve_skipped=skipped,
     )
     if want_curve:
         result.curve_times = [float(t) for t in curve.times]
@@ -277,8 +268,6 @@ def headline(result: DemoResult, model_name: str) -> str:
             f"\n**Progress curve:** {len(result.curve_times)} prefixes scored, "
             f"value-order correlation (VOC) {result.voc:+.2f}"
         )
-    elif result.curve_skipped:
-        lines.append(f"\n**Progress curve:** skipped ({result.curve_skipped})")
     if not out.parsed:
         lines.append(
             f"\n⚠️ The answer could not be parsed (shown as 1; evaluation counts it at the maximum error): "

@@ -35,7 +35,7 @@ import typer
 
 from roboreward.rubric import SCORE_NAMES, SCORES, parse_answer, reward_prompt
 from roboreward.types import RewardOutput, Scorer, VideoInput
-from roboreward.video import SampledVideo, VideoDecodeError, probe, read_all_frames, read_video, sample_indices
+from roboreward.video import SampledVideo, VideoDecodeError, probe, read_video, sample_indices
 
 DEFAULT_MODEL = "teetone/RoboReward-4B"
 #: Frame sampling defaults: 2 frames per second of video, 4 to 8 frames (what the released models were trained
@@ -589,6 +589,10 @@ class ProgressCurve:
         return out
 
 
+CURVE_MAX_FRAMES = 256
+CURVE_MAX_BYTES = 512 * 2**20
+
+
 def _all_frames(video: VideoInput) -> Frames:
     if _is_frames(video):
         from roboreward.video import as_frames
@@ -596,9 +600,13 @@ def _all_frames(video: VideoInput) -> Frames:
         return Frames(as_frames(np.asarray(video)), float(getattr(video, "fps", DEFAULT_FRAMES_FPS)))
     if isinstance(video, str | Path) and not Path(video).exists():
         raise VideoDecodeError(f"{video}: no such video file")
-    probe(video)  # clear error on bad input before decoding
-    frames, fps = read_all_frames(video)  # type: ignore[arg-type]
-    return Frames(frames, fps)
+    info = probe(video)  # type: ignore[arg-type]  # clear error on bad input before decoding
+    # Scorers re-sample each prefix to a few frames, so a uniform proxy of the video is enough: at most
+    # CURVE_MAX_FRAMES frames and CURVE_MAX_BYTES of pixels are decoded, whatever the video's length.
+    per_frame = max(1, info.width * info.height * 3)
+    k = max(2, min(info.num_frames, CURVE_MAX_FRAMES, CURVE_MAX_BYTES // per_frame))
+    sampled = read_video(video, num_frames=k)
+    return Frames(sampled.frames, sampled.sampled_fps)
 
 
 def progress_curve(

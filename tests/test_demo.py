@@ -113,12 +113,6 @@ def test_analyse_without_curve_scores_once(media):
     assert "Progress curve" not in D.headline(result, "g")
 
 
-def test_curve_skipped_for_videos_too_large_to_decode(media):
-    result = D.analyse(GrowingScorer(), media["good"], "x", limits=D.Limits(max_curve_mb=0.1), curve_points=4)
-    assert result.curve_times == [] and "curve limit" in result.curve_skipped
-    assert "skipped" in D.headline(result, "g")
-
-
 def test_text_only_scorer_shows_one_hot_distribution(media):
     class TextScorer(GrowingScorer):
         def score_batch(self, videos, instructions):

@@ -149,6 +149,17 @@ def test_progress_curve_generic_scorer(videos):
     json.dumps(curve.to_dict())
 
 
+def test_progress_curve_decodes_a_bounded_proxy_of_long_videos(videos, monkeypatch):
+    import roboreward.scoring as S
+
+    monkeypatch.setattr(S, "CURVE_MAX_FRAMES", 5)  # a 20-frame, 2 s video stands in for a long one
+    fake = _FrameCounter()
+    curve = progress_curve(fake, videos[0], "x", num_points=5)
+    assert [n for n, _ in fake.seen] == [1, 2, 3, 4, 5]  # never more than the bound reaches a scorer
+    assert all(fps == pytest.approx(2.5) for _, fps in fake.seen)  # 5 frames over 2 s of video
+    assert curve.times[-1] == pytest.approx(2.0)  # the curve still ends at the video's duration
+
+
 def test_progress_curve_on_tiny_model(models, videos):
     curve = progress_curve(models["qwen3_vl"], videos[0], "pick up the cup", num_points=3)
     assert len(curve.outputs) == 3 and -1.0 <= curve.voc <= 1.0
