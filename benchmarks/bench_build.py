@@ -36,17 +36,29 @@ def make_source(root: Path, n: int, layout: str) -> None:
 
     tasks = [f"put the {c} block in the bowl" for c in ("red", "green", "blue", "yellow", "white")]
     if layout == "v3":
-        make_lerobot_v3(root, [FRAMES] * n, [tasks[i % 5] for i in range(n)], cameras=("observation.images.front",),
-                        per_file=50)
+        make_lerobot_v3(
+            root,
+            [FRAMES] * n,
+            [tasks[i % 5] for i in range(n)],
+            cameras=("observation.images.front",),
+            per_file=50,
+            size=SIZE,
+        )
         return
     key = "observation.images.front"
     (root / "meta").mkdir(parents=True)
-    info = {"codebase_version": "v2.1", "robot_type": "bench", "fps": 10, "chunks_size": 1000,
-            "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
-            "features": {key: {"dtype": "video", "shape": [SIZE[0], SIZE[1], 3]}}}
+    info = {
+        "codebase_version": "v2.1",
+        "robot_type": "bench",
+        "fps": 10,
+        "chunks_size": 1000,
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+        "features": {key: {"dtype": "video", "shape": [SIZE[0], SIZE[1], 3]}},
+    }
     (root / "meta" / "info.json").write_text(json.dumps(info))
-    distinct = [write_video(root / f"proto_{i}.mp4", episode_frames(FRAMES, i, h=SIZE[0], w=SIZE[1]), 10)
-                for i in range(20)]
+    distinct = [
+        write_video(root / f"proto_{i}.mp4", episode_frames(FRAMES, i, h=SIZE[0], w=SIZE[1]), 10) for i in range(20)
+    ]
     lines = []
     for ep in range(n):
         dst = root / f"videos/chunk-{ep // 1000:03d}/{key}/episode_{ep:06d}.mp4"
@@ -67,9 +79,14 @@ def run_one(source: Path, out: Path, workers: int, shard_size: int) -> dict:
     seconds = time.perf_counter() - t0
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"episodes": summary.episodes_built, "examples": sum(summary.counts.values()), "seconds": seconds,
-            "episodes_per_s": summary.episodes_built / seconds, "peak_rss_main_mib": own,
-            "peak_rss_worker_mib": kids}
+    return {
+        "episodes": summary.episodes_built,
+        "examples": sum(summary.counts.values()),
+        "seconds": seconds,
+        "episodes_per_s": summary.episodes_built / seconds,
+        "peak_rss_main_mib": own,
+        "peak_rss_worker_mib": kids,
+    }
 
 
 def main() -> None:
@@ -80,7 +97,11 @@ def main() -> None:
     ap.add_argument("--layout", choices=("v21", "v3"), default="v21")
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
     ap.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--_make", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args._make:  # in its own process: the generator's memory must not count towards the build's peak RSS
+        make_source(Path(args._make[1]), int(args._make[0]), args.layout)
+        return
     if args._one:
         print(json.dumps(run_one(Path(args._one[0]), Path(args._one[1]), args.workers, args.shard_size)))
         return
@@ -91,20 +112,52 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
             src = Path(tmp) / "src" / "bench_robot"
             t0 = time.perf_counter()
-            make_source(src, n, args.layout)
+            subprocess.run([sys.executable, __file__, "--layout", args.layout, "--_make", str(n), str(src)], check=True)
             gen = time.perf_counter() - t0
-            cmd = [sys.executable, __file__, "--workers", str(args.workers), "--shard-size", str(args.shard_size),
-                   "--_one", str(src), str(Path(tmp) / "out")]
-            res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                            env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout.strip().splitlines()[-1])
-            print(f"{n} episodes: {res['episodes_per_s']:.1f} ep/s, {res['seconds']:.1f} s (source made in {gen:.0f} s)")
-            rows.append([n, res["examples"], args.workers, f"{res['seconds']:.1f}", f"{res['episodes_per_s']:.1f}",
-                         f"{res['peak_rss_main_mib']:.0f}", f"{res['peak_rss_worker_mib']:.0f}"])
-    table = markdown_table(["episodes", "examples", "workers", "seconds", "episodes/s", "peak RSS main (MiB)",
-                            "peak RSS worker (MiB)"], rows)
-    notes = (f"LeRobot {args.layout} source, {FRAMES} frames of {SIZE[1]}x{SIZE[0]} at 10 fps per episode, every "
-             "episode a success (original + 4 temporal clips = 5 examples), shard size "
-             f"{args.shard_size}, no LM relabeling.")
+            cmd = [
+                sys.executable,
+                __file__,
+                "--workers",
+                str(args.workers),
+                "--shard-size",
+                str(args.shard_size),
+                "--_one",
+                str(src),
+                str(Path(tmp) / "out"),
+            ]
+            res = json.loads(
+                subprocess.run(
+                    cmd, check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            print(
+                f"{n} episodes: {res['episodes_per_s']:.1f} ep/s, {res['seconds']:.1f} s (source made in {gen:.0f} s)"
+            )
+            rows.append(
+                [
+                    n,
+                    res["examples"],
+                    args.workers,
+                    f"{res['seconds']:.1f}",
+                    f"{res['episodes_per_s']:.1f}",
+                    f"{res['peak_rss_main_mib']:.0f}",
+                    f"{res['peak_rss_worker_mib']:.0f}",
+                ]
+            )
+    table = markdown_table(
+        ["episodes", "examples", "workers", "seconds", "episodes/s", "peak RSS main (MiB)", "peak RSS worker (MiB)"],
+        rows,
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    notes = (
+        f"Load average at the end {load} (the 2 cores are shared with other jobs: figures vary up to ~2x between "
+        "runs). "
+        f"LeRobot {args.layout} source, {FRAMES} frames of {SIZE[1]}x{SIZE[0]} at 10 fps per episode, every "
+        "episode a success (original + 4 temporal clips = 5 examples), shard size "
+        f"{args.shard_size}, no LM relabeling."
+    )
     print(table)
     if not args.no_append:
         append_section("Dataset build throughput (bench_build.py)", table, notes=notes)

@@ -43,6 +43,7 @@ def make_lerobot_v3(
     per_file: int = 100,
     seed: int = 0,
     concat: bool = True,
+    size: tuple[int, int] = (48, 128),
 ) -> Path:
     """A LeRobot v3.0 dataset; ``per_file`` episodes share one mp4 per camera, with timestamps.
 
@@ -69,7 +70,7 @@ def make_lerobot_v3(
         for c, key in enumerate(cameras):
             chunks = files.setdefault((key, file_index), [])
             start = sum(len(x) for x in chunks)
-            chunks.append(episode_frames(n, seed * 1000 + ep * 10 + c))
+            chunks.append(episode_frames(n, seed * 1000 + ep * 10 + c, h=size[0], w=size[1]))
             row.update(
                 {
                     f"videos/{key}/chunk_index": 0,
