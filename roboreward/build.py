@@ -858,11 +858,11 @@ def build_command(
     if relabel:
         from roboreward.relabel import make_relabeler
 
+        # what decides the relabel results (not where the server runs): part of the resume key
         relabel_config = {
             "backend": backend,
             "text_model": text_model,
             "video_model": video_model,
-            "base_url": base_url,
             "paraphrases": paraphrases,
         }
         relabeler = make_relabeler(

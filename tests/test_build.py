@@ -355,3 +355,60 @@ def test_rebuild_and_resplit_from_released_layout(mixed_source, tmp_path):
     old_split = {r["episode_id"]: s for s, rs in _split_rows(first).items() for r in rs}
     new_split = {r["episode_id"]: s for s, rs in _split_rows(again).items() for r in rs}
     assert old_split != new_split  # re-split with another seed
+
+
+# ---------------------------------------------------------------------------------------------- real relabeler
+
+
+def test_cli_build_with_real_relabeler_over_http(tmp_path):
+    """``roboreward build --relabel --backend openai`` against a real local chat-completions server."""
+    from openai_server import ChatServer
+    from relabel_helpers import World
+    from typer.testing import CliRunner
+
+    from roboreward.cli import app
+
+    out = tmp_path / "rr"
+    args = [
+        "build",
+        "--source",
+        "sample",
+        "--out",
+        str(out),
+        "--episodes-per-source",
+        "1",
+        "--clip-fractions",
+        "none",
+        "--split-fractions",
+        "1,0,0",
+        "--relabel",
+        "--backend",
+        "openai",
+        "--text-model",
+        "fake",
+        "--api-key",
+        "k",
+        "--paraphrases",
+        "1",
+    ]
+    with ChatServer(World().http) as server:
+        result = CliRunner().invoke(app, [*args, "--base-url", server.base_url])
+        assert result.exit_code == 0, result.output
+        first = len(server.requests)
+    rows = _split_rows(out)["train"]
+    originals = [r for r in rows if r["kind"] == "original"]
+    assert len(originals) == 2  # one episode per sub-dataset
+    for o in originals:
+        mine = [r for r in rows if r["episode_id"] == o["episode_id"]]
+        assert sorted(r["reward"] for r in mine if r["kind"] == "counterfactual") == [1, 2, 3, 4]
+        assert any(r["kind"] == "paraphrase" for r in mine)
+        assert o["task"] != o["original_instruction"]  # the cleaned instruction (World capitalises)
+        assert {r["file_name"] for r in mine} == {o["file_name"]}
+    assert all(r["file_name"] in {o["file_name"] for o in rows if o["kind"] == "original"} for r in rows)
+    assert first > 0 and (out / ".cache" / "lm").is_dir()
+    # the same command again: every shard is reused, no LM call is made
+    with ChatServer(World().http) as server:
+        result = CliRunner().invoke(app, [*args, "--base-url", server.base_url])
+        assert result.exit_code == 0, result.output
+        assert len(server.requests) == 0
+    assert "1/1 shards reused" in " ".join(result.output.split())
