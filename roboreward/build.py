@@ -45,7 +45,7 @@ from roboreward.sources import (
     sample_per_source,
     slug,
 )
-from roboreward.split import assign_splits, parse_fractions
+from roboreward.split import assign_splits, check_no_leakage, parse_fractions
 from roboreward.types import Episode, Example, RelabelResult
 
 FORMAT_VERSION = 1
@@ -599,6 +599,7 @@ def assemble(out: Path, results: list[dict], *, fingerprint: dict, seed: int) ->
         skipped += res["skipped"]
         notes += res["notes"]
         calls += res.get("calls", 0)
+    check_no_leakage((split, r["episode_id"]) for split, rows in rows_by_split.items() for r in rows)
     manifest: list[dict] = []
     for split, rows in rows_by_split.items():
         sdir = out / split
@@ -704,6 +705,12 @@ _FEATURES = [
 ]
 
 
+def _short_spec(spec: str) -> str:
+    """``reader:<folder name>`` (the card does not publish local paths; build_report.json keeps them)."""
+    reader, sep, path = spec.partition(":")
+    return f"{reader}:{Path(path).name}" if sep else spec
+
+
 def dataset_card(report: dict) -> str:
     """README.md: YAML header (configs, features, split sizes) + human-readable counts and provenance."""
     import yaml
@@ -771,7 +778,7 @@ def dataset_card(report: dict) -> str:
         "",
         "## Build",
         "",
-        f"- sources: {', '.join(f'`{s}`' for s in cfg['sources'])}",
+        f"- sources: {', '.join(f'`{_short_spec(s)}`' for s in cfg['sources'])}",
         f"- seed: {cfg['seed']}; episodes per source: {cfg['episodes_per_source'] or 'all'}",
         f"- split fractions (train, validation, test; by episode): {cfg['split_fractions']}",
         "- temporal clips (fraction -> reward): "
