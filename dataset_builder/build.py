@@ -1,7 +1,7 @@
 """Build a RoboReward dataset: a thin entry point for ``roboreward build`` (see docs/dataset.md).
 
-    python dataset_builder/build.py --source sample --out ./roboreward_sample
-    python dataset_builder/build.py --source lerobot:/data/droid --source roboarena:/data/roboarena --out ./rr
+python dataset_builder/build.py --source sample --out ./roboreward_sample
+python dataset_builder/build.py --source lerobot:/data/droid --source roboarena:/data/roboarena --out ./rr
 """
 
 from __future__ import annotations
