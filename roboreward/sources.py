@@ -14,7 +14,8 @@ Readers:
               Every episode is taken as a success (OXE): label 5.
 ``rlds``      RLDS episodes as exported by TFDS (``<name>/<version>/*.tfrecord-*``, one ``tf.train.Example`` per
               episode with ``steps/observation/<camera>`` encoded frames and ``steps/language_instruction``),
-              read with a small TFRecord + protobuf wire-format decoder: no TensorFlow needed. Label 5.
+              read with a small TFRecord + protobuf wire-format decoder: no TensorFlow needed; ArrayRecord
+              files (``*.array_record-*``) too when the optional ``array-record`` package is installed. Label 5.
 ``roboarena`` RoboArena dumps: ``evaluation_sessions/<id>/metadata.yaml`` (``language_instruction``,
               ``policies.{A,B}.{policy_name, partial_success in [0, 1]}``) beside ``A_<policy>/`` and
               ``B_<policy>/`` folders of ``left_shoulder.mp4`` / ``right_shoulder.mp4`` / ``wrist.mp4``. Progress
@@ -682,11 +683,11 @@ def encode_example(features: dict[str, list]) -> bytes:
 
 def _rlds_datasets(path: Path) -> list[tuple[str, list[Path]]]:
     """(sub-dataset name, tfrecord files) found under ``path`` (TFDS: <name>/<version>/<name>-<split>.tfrecord-*)."""
-    files = sorted(p for p in Path(path).rglob("*.tfrecord*") if p.is_file())
+    files = sorted(p for pat in ("*.tfrecord*", "*.array_record*") for p in Path(path).rglob(pat) if p.is_file())
     if Path(path).is_file():
         files = [Path(path)]
     if not files:
-        raise FileNotFoundError(f"{path}: no TFRecord files (*.tfrecord*) found")
+        raise FileNotFoundError(f"{path}: no TFRecord or ArrayRecord files (*.tfrecord*, *.array_record*) found")
     groups: dict[str, list[Path]] = {}
     for f in files:
         info = f.parent / "dataset_info.json"
@@ -712,6 +713,12 @@ def list_rlds(path: Path, options: ReaderOptions) -> Iterator[EpisodeRef]:
             m = re.search(r"-(train|validation|val|test)\.", f.name)
             if m:
                 split = m.group(1)
+            if _is_array_record(f):
+                for index in range(_array_record_count(f)):
+                    eid = f"{name}_{split}_{n:06d}"
+                    yield EpisodeRef("rlds", name, eid, eid, {"file": str(f), "index": index})
+                    n += 1
+                continue
             for offset, length in tfrecord_offsets(f):
                 eid = f"{name}_{split}_{n:06d}"
                 yield EpisodeRef("rlds", name, eid, eid, {"file": str(f), "offset": offset, "length": length})
@@ -723,7 +730,11 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
 
     f = Path(ref.locator["file"])
     try:
-        feats = parse_example(read_tfrecord(f, ref.locator["offset"], ref.locator["length"]))
+        if "index" in ref.locator:
+            data = _array_record_read(f, int(ref.locator["index"]))
+        else:
+            data = read_tfrecord(f, ref.locator["offset"], ref.locator["length"])
+        feats = parse_example(data)
     except ValueError as exc:
         raise SourceError(ref.id, "record", f"cannot parse tf.train.Example ({exc})") from None
     prefix = "steps/observation/"
@@ -773,6 +784,36 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         fps=10.0,
         meta=meta,
     )
+
+
+def _is_array_record(path: Path) -> bool:
+    return ".array_record" in path.name
+
+
+def _array_record_module() -> Any:
+    try:
+        from array_record.python import array_record_module
+    except ImportError:
+        raise ImportError(
+            "reading RLDS ArrayRecord files needs the array-record package: pip install 'roboreward[rlds]'"
+        ) from None
+    return array_record_module
+
+
+def _array_record_count(path: Path) -> int:
+    reader = _array_record_module().ArrayRecordReader(str(path))
+    try:
+        return int(reader.num_records())
+    finally:
+        reader.close()
+
+
+def _array_record_read(path: Path, index: int) -> bytes:
+    reader = _array_record_module().ArrayRecordReader(str(path))
+    try:
+        return bytes(reader.read([index])[0])
+    finally:
+        reader.close()
 
 
 def _looks_like_image(blob: bytes) -> bool:

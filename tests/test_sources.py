@@ -291,3 +291,19 @@ def test_encode_prefixes_one_pass(tmp_path):
     with pytest.raises(VideoDecodeError, match="bad.mp4"):
         encode_prefixes(bad, [(3, tmp_path / "x.mp4")])
     assert not list(tmp_path.glob(".tmp-*")) and not (tmp_path / "x.mp4").exists()
+
+
+def test_rlds_array_record_files(tmp_path):
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    d = tmp_path / "viola" / "0.1.0"
+    d.mkdir(parents=True)
+    writer = ArrayRecordWriter(str(d / "viola-train.array_record-00000-of-00001"), "group_size:1")
+    for i, text in enumerate(["open the oven", "place the bowl"]):
+        writer.write(sources.encode_example(rlds_episode_features(3 + i, text, seed=i)))
+    writer.close()
+    refs = list(list_source(f"rlds:{tmp_path}"))
+    assert [r.id for r in refs] == ["viola_train_000000", "viola_train_000001"]
+    eps = [load_episode(r) for r in refs]
+    assert [e.instruction for e in eps] == ["open the oven", "place the bowl"]
+    assert [len(e.video) for e in eps] == [3, 4] and eps[1].video.shape[1:] == (48, 128, 3)
