@@ -412,3 +412,24 @@ def test_cli_build_with_real_relabeler_over_http(tmp_path):
         assert result.exit_code == 0, result.output
         assert len(server.requests) == 0
     assert "1/1 shards reused" in " ".join(result.output.split())
+
+
+def test_ctrl_c_stops_workers_and_resumes(mixed_source, tmp_path):
+    """SIGINT to the process group (a terminal's Ctrl-C) with 2 workers: exit 130, no stray process, resume."""
+    specs = _mixed_specs(mixed_source)
+    out = tmp_path / "int"
+    cmd = [sys.executable, "-m", "roboreward", "build", "--out", str(out), "--shard-size", "1", "--workers", "2"]
+    for s in specs:
+        cmd += ["--source", s]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shards = out / ".build" / "shards"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and len(list(shards.glob("shard-*.json"))) < 2:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the build ended before Ctrl-C"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "re-run the same command to resume" in err
+    done = len(list(shards.glob("shard-*.json")))
+    resumed = build_dataset(specs, out, shard_size=1, workers=2, show_progress=False)
+    assert resumed.shards_reused == done >= 2 and resumed.episodes_built == 14
