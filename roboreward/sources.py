@@ -56,6 +56,30 @@ RLDS_INSTRUCTION_KEYS: tuple[str, ...] = (
 )
 _WRIST_WORDS = ("wrist", "gripper", "hand", "eye_in_hand")
 
+#: Robot of the OXE subsets in the released test split (the Open X-Embodiment dataset table), for ``embodiment``
+#: when the source does not name it.
+OXE_EMBODIMENTS: dict[str, str] = {
+    "austin_sirius": "franka", "berkeley_autolab_ur5": "ur5", "berkeley_fanuc_manipulation": "fanuc_mate",
+    "berkeley_mvp": "xarm", "berkeley_rpt": "franka", "bridge": "widowx", "cmu_play_fusion": "franka",
+    "dlr_edan_shared_control": "dlr_edan", "droid": "franka", "fractal20220817_data": "google_robot",
+    "iamlab_cmu_pickup_insert": "franka", "jaco_play": "jaco_2", "kaist_nonprehensile": "franka",
+    "roboturk": "sawyer", "stanford_hydra": "franka", "taco_play": "franka", "tokyo_u_lsmo": "cobotta",
+    "ucsd_kitchen": "xarm", "ucsd_pick_and_place": "xarm", "utokyo_pr2_tabletop": "pr2",
+    "utokyo_xarm_bimanual": "xarm_bimanual", "viola": "franka",
+}  # fmt: skip
+_SUBSET_ALIASES = {"utokyo_pr2_tabletop_manipulation": "utokyo_pr2_tabletop", "bridge_data_v2": "bridge"}
+
+
+def subset_name(name: str) -> str:
+    """The release's subset name for a source dataset name (TFDS/OXE or LeRobot port), e.g.
+    ``stanford_hydra_dataset_converted_externally_to_rlds`` -> ``stanford_hydra``; other names only slugged."""
+    n = slug(name).lower()
+    n = n.removesuffix("_converted_externally_to_rlds")
+    n = _SUBSET_ALIASES.get(n, n)
+    if n.endswith("_dataset") and n.removesuffix("_dataset") in OXE_EMBODIMENTS:
+        n = n.removesuffix("_dataset")
+    return _SUBSET_ALIASES.get(n, n)
+
 
 class SourceError(ValueError):
     """A bad episode: the message names the episode and the field (``<episode>: <field>: <problem>``)."""
@@ -227,7 +251,7 @@ def list_lerobot(path: Path, options: ReaderOptions) -> Iterator[EpisodeRef]:
     """Episodes of one LeRobot dataset root, or of every dataset found one or two levels below ``path``."""
     for root in _lerobot_roots(Path(path)):
         info = json.loads((root / "meta" / "info.json").read_text())
-        name = slug(root.name)
+        name = subset_name(root.name)
         version = str(info.get("codebase_version", "v3.0"))
         base = {"root": str(root), "version": version}
         if version.startswith("v3"):
@@ -297,7 +321,7 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         source=ref.source,
         instruction=instruction,
         label=options.success_label,
-        embodiment=str(info.get("robot_type") or ""),
+        embodiment=str(info.get("robot_type") or OXE_EMBODIMENTS.get(ref.source, "")),
         fps=fps,
         meta=meta,
     )
@@ -700,7 +724,7 @@ def _rlds_datasets(path: Path) -> list[tuple[str, list[Path]]]:
         if not name:
             parent = f.parent
             name = parent.parent.name if re.fullmatch(r"\d+\.\d+\.\d+", parent.name) else parent.name
-        groups.setdefault(slug(name), []).append(f)
+        groups.setdefault(subset_name(name), []).append(f)
     return sorted(groups.items())
 
 
@@ -780,7 +804,7 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         instruction=instruction,
         video=np.stack(frames),
         label=options.success_label,
-        embodiment="",
+        embodiment=OXE_EMBODIMENTS.get(ref.source, ""),
         fps=10.0,
         meta=meta,
     )

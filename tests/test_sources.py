@@ -307,3 +307,23 @@ def test_rlds_array_record_files(tmp_path):
     eps = [load_episode(r) for r in refs]
     assert [e.instruction for e in eps] == ["open the oven", "place the bowl"]
     assert [len(e.video) for e in eps] == [3, 4] and eps[1].video.shape[1:] == (48, 128, 3)
+
+
+def test_subset_names_match_the_release(tmp_path):
+    from roboreward.sources import OXE_EMBODIMENTS, subset_name
+
+    assert subset_name("stanford_hydra_dataset_converted_externally_to_rlds") == "stanford_hydra"
+    assert subset_name("utokyo_pr2_tabletop_manipulation_converted_externally_to_rlds") == "utokyo_pr2_tabletop"
+    assert subset_name("austin_sirius_dataset") == "austin_sirius"  # LeRobot port name
+    assert subset_name("fractal20220817_data") == "fractal20220817_data"
+    assert subset_name("my_robot_dataset") == "my_robot_dataset"  # not an OXE subset: kept
+    assert len(OXE_EMBODIMENTS) == 22
+    make_rlds(tmp_path, "taco_play", [(3, "open the drawer")])
+    ep = load_episode(next(iter(list_source(f"rlds:{tmp_path}"))))
+    assert ep.source == "taco_play" and ep.embodiment == "franka"
+    d = tmp_path / "x" / "ucsd_kitchen_dataset_converted_externally_to_rlds" / "0.1.0"
+    d.mkdir(parents=True)
+    (d / "f.tfrecord-00000-of-00001").write_bytes(
+        (tmp_path / "taco_play/1.0.0/taco_play-train.tfrecord-00000-of-00001").read_bytes()
+    )
+    assert {r.source for r in list_source(f"rlds:{tmp_path / 'x'}")} == {"ucsd_kitchen"}
