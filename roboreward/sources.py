@@ -270,12 +270,6 @@ def list_lerobot(path: Path, options: ReaderOptions) -> Iterator[EpisodeRef]:
                     }
                     yield EpisodeRef("lerobot", name, f"{name}_episode_{ep:06d}", f"{name}_episode_{ep:06d}", loc)
         else:
-            tasks = {}
-            if (root / "meta" / "tasks.jsonl").is_file():
-                for line in (root / "meta" / "tasks.jsonl").read_text().splitlines():
-                    if line.strip():
-                        t = json.loads(line)
-                        tasks[int(t["task_index"])] = t["task"]
             for line in (root / "meta" / "episodes.jsonl").read_text().splitlines():
                 if not line.strip():
                     continue
