@@ -15,8 +15,9 @@ re-run with the same arguments redoes only unfinished shards, and the final asse
 relabeled episode (counterfactual / paraphrase) reuse the episode's video file: datasets 5.x ``videofolder``
 reads metadata row by row, so several rows may name the same mp4.
 
-Publish the folder with ``hf upload <user>/<name> <out> --repo-type dataset`` (or
-``huggingface_hub.HfApi().upload_folder(repo_id=..., folder_path=<out>, repo_type="dataset")``).
+Publish the folder with the Hub client (no uploader here)::
+
+    hf upload <user>/<name> <out> . --repo-type dataset --exclude ".build/*" --exclude ".cache/*"
 """
 
 from __future__ import annotations
@@ -760,7 +761,8 @@ def dataset_card(report: dict) -> str:
         'row = ds["train"][0]  # row["video"] is a torchcodec VideoDecoder',
         "```",
         "",
-        "Publish with `hf upload <user>/<name> <this folder> --repo-type dataset` "
+        'Publish with `hf upload <user>/<name> <this folder> . --repo-type dataset --exclude ".build/*" '
+        '--exclude ".cache/*"` '
         '(or `HfApi().upload_folder(..., repo_type="dataset")`).',
         "",
         "## Columns",
