@@ -823,7 +823,12 @@ def _opt(*names: str, **kwargs: Any) -> Any:
 def build_command(
     source: Annotated[
         list[str],
-        _opt("--source", "-s", help="sample | lerobot:PATH | rlds:PATH | roboarena:PATH | released:PATH (repeatable)"),
+        _opt(
+            "--source",
+            "-s",
+            metavar="SPEC",
+            help="sample | lerobot:PATH | rlds:PATH | roboarena:PATH | released:PATH (repeatable; default sample)",
+        ),
     ] = None,  # type: ignore[assignment]
     out: Annotated[Path, _opt("--out", "-o", help="output folder")] = Path("roboreward_dataset"),
     seed: Annotated[int, _opt("--seed", help="seed for sampling and splitting")] = 0,
