@@ -243,6 +243,8 @@ def write_roboarena(root: Path, n_sessions: int, workers: int = 2) -> None:
         ("early_stop_expert", {"stop_at_progress": 0.7}),
         ("noisy_expert", {"noise": 0.4}),
         ("early_stop_expert", {"stop_at_progress": 0.9}),
+        ("early_stop_expert", {"stop_at_progress": 0.45}),
+        ("early_stop_expert", {"stop_at_progress": 0.55}),
     ]
     jobs = [(s, degraded[s % len(degraded)]) for s in range(n_sessions)]
     import multiprocessing as mp
@@ -279,7 +281,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("roboreward/data/sample_source"))
     ap.add_argument("--episodes-per-task", type=int, default=2)
-    ap.add_argument("--sessions", type=int, default=6)
+    ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--parts", default="lerobot,roboarena", help="which parts to (re)generate")
     ap.add_argument("--workers", type=int, default=2, help="processes for the RoboArena sessions")
     args = ap.parse_args()
