@@ -1,7 +1,7 @@
 """Model cards for trained reward models: the run's data, metrics, hyperparameters, prompt and video sampling.
 
 :func:`build_run_info` gathers what a training run knows (``roboreward.train`` saves it as ``run_info.json``);
-:func:`render_model_card` fills ``model_cards/README.template.md`` (``$placeholders``, :class:`string.Template`)
+:func:`render_model_card` fills ``roboreward/templates/model_card.md`` (``$placeholders``, :class:`string.Template`)
 with it. ``model_cards/generate.py`` re-renders a card from a saved ``run_info.json``.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from roboreward.rubric import RUBRIC, SCORE_NAMES, reward_prompt
 
-#: The card template beside the package in a source checkout.
-DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "README.template.md"
+#: The card template, shipped as package data (pass ``template=`` to use your own).
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 
 #: Hyperparameters copied from the training arguments into the card.
 HYPERPARAMETERS: tuple[str, ...] = (

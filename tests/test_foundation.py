@@ -139,3 +139,20 @@ def test_tiny_models_use_real_qwen_vocabulary(tiny_qwen3_vl):
     assert tok.decode(ids) == "ANSWER: 4" and len(ids) < 6
     assert AutoConfig.from_pretrained(tiny_qwen3_vl).model_type == "qwen3_vl"
     assert (tiny_qwen3_vl / "model.safetensors").is_file()
+
+
+def test_package_data_covers_every_non_python_file():
+    """A wheel install ships what the package reads at run time: every non-Python file under roboreward/
+    (prompts, the model card template, the bundled sample) matches a package-data glob of pyproject.toml."""
+    import tomllib
+    from pathlib import Path
+
+    from roboreward import model_card
+
+    root = Path(__file__).resolve().parent.parent
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["roboreward"]
+    package = root / "roboreward"
+    shipped = {p for g in globs for p in package.glob(g) if p.is_file()}
+    needed = {p for p in package.rglob("*") if p.is_file() and p.suffix not in {".py", ".pyc"}}
+    assert needed and not (needed - shipped), sorted(str(p.relative_to(package)) for p in needed - shipped)
+    assert model_card.DEFAULT_TEMPLATE in shipped
