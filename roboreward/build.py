@@ -439,6 +439,26 @@ def _check_out_dir(out: Path) -> None:
         raise FileExistsError(f"--out {out} is not empty and is not a RoboReward build folder (no {BUILD_DIR}/)")
 
 
+def relabel_fingerprint(
+    backend: str,
+    text_model: str | None,
+    video_model: str | None,
+    paraphrases: int,
+    max_retries: int = 3,
+    label_check: bool = False,
+) -> dict:
+    """What decides the relabel results (not where the server runs, nor how many requests fly at once): the
+    ``relabel_config`` the CLI passes to :func:`build_dataset`, part of the resume key."""
+    return {
+        "backend": backend,
+        "text_model": text_model,
+        "video_model": video_model,
+        "paraphrases": paraphrases,
+        "max_retries": max_retries,
+        "label_check": label_check,
+    }
+
+
 def build_dataset(
     sources: Sequence[str],
     out: str | os.PathLike,
@@ -462,6 +482,8 @@ def build_dataset(
     ``split_fractions``: train, validation, test (default 0.8, 0.1, 0.1), split by episode group.
     ``relabeler``: a callable ``(episode, video_path) -> RelabelResult`` (see :mod:`roboreward.relabel`);
     ``relabel_config`` identifies it in the build fingerprint (so changing it rebuilds the shards).
+    ``workers``: shards in parallel: processes without a relabeler, threads of this process with one (episodes
+    then wait on the LM concurrently; the output is the same for any ``workers``).
     """
     t_start = time.perf_counter()
     out = Path(out)
@@ -562,16 +584,23 @@ def _run_shards(
     total = sum(len(t.items) for t in pending) + reused_episodes
     bar = tqdm(total=total, initial=reused_episodes, unit="ep", desc="build", disable=not show_progress)
     try:
-        if relabeler is not None or workers <= 1 or len(pending) <= 1:
+        if workers <= 1 or len(pending) <= 1:
             for task in pending:
                 run_shard(task, relabeler)
                 bar.update(len(task.items))
             return
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            futures = {pool.submit(run_shard, task): task for task in pending}
+        # A relabeler holds LM clients / loaded models (not fork-safe, too big to copy): shards then run on
+        # threads of this process, so episodes wait on the LM server concurrently (its calls are thread-safe).
+        pool: Executor = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relabel")
+            if relabeler is not None
+            else ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+        )
+        with pool:
+            futures = {pool.submit(run_shard, task, relabeler): task for task in pending}
             try:
                 for fut in as_completed(futures):
                     fut.result()
@@ -839,7 +868,7 @@ def build_command(
         str, _opt("--clip-fractions", help="FRACTION:LABEL,... temporal clips of successes, or 'none'")
     ] = "0.1:1,0.3:2,0.5:3,0.7:4",
     split_fractions: Annotated[str, _opt("--split-fractions", help="train,validation,test")] = "0.8,0.1,0.1",
-    workers: Annotated[int, _opt("--workers", "-j", help="worker processes")] = 1,
+    workers: Annotated[int, _opt("--workers", "-j", help="shards in parallel (processes; threads with --relabel)")] = 1,
     camera: Annotated[
         str | None,
         _opt(
@@ -859,6 +888,15 @@ def build_command(
     base_url: Annotated[str | None, _opt("--base-url", help="OpenAI-compatible server URL")] = None,
     api_key: Annotated[str | None, _opt("--api-key", envvar="OPENAI_API_KEY")] = None,
     paraphrases: Annotated[int, _opt("--paraphrases", help="paraphrases per instruction (relabel)")] = 0,
+    max_retries: Annotated[
+        int, _opt("--max-retries", help="LM retries per stage (unparseable output, a 'no' from the validator)")
+    ] = 3,
+    concurrency: Annotated[int, _opt("--concurrency", help="parallel requests per episode (openai backend)")] = 4,
+    label_check: Annotated[
+        bool,
+        _opt("--label-check/--no-label-check", help="ask the VLM to score each relabeled row (kept in label_check)"),
+    ] = False,
+    timeout: Annotated[float, _opt("--timeout", help="seconds per LM request (openai backend)")] = 120.0,
 ) -> None:
     """Build a RoboReward dataset (videofolder layout + card) from robot-video sources; resumable."""
     import typer
@@ -872,13 +910,7 @@ def build_command(
     if relabel:
         from roboreward.relabel import make_relabeler
 
-        # what decides the relabel results (not where the server runs): part of the resume key
-        relabel_config = {
-            "backend": backend,
-            "text_model": text_model,
-            "video_model": video_model,
-            "paraphrases": paraphrases,
-        }
+        relabel_config = relabel_fingerprint(backend, text_model, video_model, paraphrases, max_retries, label_check)
         relabeler = make_relabeler(
             backend,
             text_model=text_model,
@@ -886,6 +918,10 @@ def build_command(
             base_url=base_url,
             api_key=api_key,
             paraphrases=paraphrases,
+            max_retries=max_retries,
+            concurrency=concurrency,
+            label_check=label_check,
+            timeout=timeout,
             cache_dir=Path(out) / ".cache" / "lm",
         )
     try:

@@ -30,7 +30,7 @@ from conftest import make_frames
 from openai_server import ChatServer, chat_response
 from relabel_helpers import World, prompt_of
 
-from roboreward.build import MANIFEST, build_dataset
+from roboreward.build import MANIFEST, build_dataset, relabel_fingerprint
 from roboreward.dataset_io import available_splits, read_split
 from roboreward.relabel import make_relabeler
 from roboreward.video import write_video
@@ -138,16 +138,17 @@ def test_build_relabel_sigkill_resume_no_repeated_call_no_lost_row(lerobot_sourc
     ks = KillingServer(world.http)
     with ks.server:
         url = ks.server.base_url
-        # the uninterrupted reference, in process (same arguments as the CLI, so the same fingerprint)
+        # the uninterrupted reference, in process (the CLI's relabel fingerprint, so the same plan)
         ref = tmp_path / "ref"
         rel = make_relabeler("openai", base_url=url, paraphrases=1, cache_dir=ref / ".cache" / "lm")
-        cfg = {"backend": "openai", "text_model": None, "video_model": None, "base_url": url, "paraphrases": 1}
+        cfg = relabel_fingerprint("openai", None, None, paraphrases=1)
         build_dataset(
             [f"lerobot:{lerobot_source}"],
             ref,
             seed=5,
             clip_fractions="none",
             shard_size=1,
+            workers=2,  # threads: episodes relabeled concurrently; the output equals the CLI's one-worker run
             relabeler=rel,
             relabel_config=cfg,
             show_progress=False,
