@@ -75,8 +75,12 @@ class ChatServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client went away mid-request (e.g. killed): nothing to answer
+                    self.close_connection = True
+                    return
                 try:
-                    req = json.loads(self.rfile.read(length) or b"{}")
+                    req = json.loads(body or b"{}")
                 except json.JSONDecodeError:
                     self._send(400, {"error": {"message": "invalid JSON"}})
                     return
