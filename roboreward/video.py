@@ -1,7 +1,8 @@
 """Video I/O: probing, uniform frame sampling that decodes only the frames it needs, and mp4 writing.
 
-Decoding uses torchcodec (seek-based ``get_frames_at``) when it loads, otherwise PyAV. Both handle H.264
-and AV1 (LeRobot datasets use AV1; OpenCV cannot decode it).
+Decoding uses torchcodec (seek-based ``get_frames_at``) when it loads, otherwise PyAV (a packet index, then a
+seek to the keyframe before each sampled frame when that skips decoding). Both return the same frames and handle
+H.264 and AV1 (LeRobot datasets use AV1; OpenCV cannot decode it).
 """
 
 from __future__ import annotations
@@ -135,6 +136,84 @@ def probe(video: str | Path | bytes) -> VideoInfo:
 
 
 def _decode_pyav(src: str | io.BytesIO, indices: list[int]) -> list[np.ndarray]:
+    """Decode just the wanted frames: seeking to the keyframe before a frame when that skips decoding, else
+    one forward pass (stops after the last one). Frame ``i`` is the ``i``-th in presentation order."""
+    try:
+        return _decode_pyav_seek(src, indices)
+    except _NoSeekIndex:
+        if isinstance(src, io.BytesIO):
+            src.seek(0)
+        return _decode_pyav_forward(src, indices)
+
+
+class _NoSeekIndex(Exception):
+    """The stream's packets do not give a usable frame index (no pts, duplicates): decode forward instead."""
+
+
+def _keyframe_index(src: str | io.BytesIO) -> tuple[list[int], list[int]]:
+    """Presentation timestamps of all frames in order, and for each frame the index of the keyframe at or
+    before it, from the packets alone (demuxing reads the file but decodes nothing)."""
+    import av
+
+    with av.open(src) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, bool(p.is_keyframe)) for p in container.demux(stream) if p.size]
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+    if not packets or any(pts is None for pts, _ in packets):
+        raise _NoSeekIndex
+    packets.sort()
+    pts = [p for p, _ in packets]
+    if len(set(pts)) != len(pts):
+        raise _NoSeekIndex
+    key_before, k = [], 0
+    for i, (_, is_key) in enumerate(packets):
+        k = i if is_key else k
+        key_before.append(k)
+    return pts, key_before
+
+
+def _decode_pyav_seek(src: str | io.BytesIO, indices: list[int]) -> list[np.ndarray]:
+    import av
+
+    pts, key_before = _keyframe_index(src)
+    n = len(pts)
+    wanted = sorted({min(i, n - 1) for i in indices})
+    position = {p: i for i, p in enumerate(pts)}
+    out: dict[int, np.ndarray] = {}
+    last = None
+    with av.open(src) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = None
+        current = -1  # index of the last decoded frame
+        for target in wanted:
+            if target in out:
+                continue
+            if frames is None or key_before[target] > current:  # the keyframe is ahead: jump there
+                container.seek(pts[key_before[target]], stream=stream, backward=True, any_frame=False)
+                frames = container.decode(stream)
+            for frame in frames:
+                if frame.pts is None:
+                    raise _NoSeekIndex
+                i = position.get(frame.pts)
+                if i is None:
+                    raise _NoSeekIndex
+                current, last = i, frame
+                if i >= target:
+                    break
+                if i in out or i not in wanted:
+                    continue
+                out[i] = frame.to_ndarray(format="rgb24")
+            else:  # the stream ended before the target: use its final frame
+                if last is None:
+                    return []
+                current = n
+            out[target] = last.to_ndarray(format="rgb24")
+    return [out[min(i, n - 1)] for i in indices]
+
+
+def _decode_pyav_forward(src: str | io.BytesIO, indices: list[int]) -> list[np.ndarray]:
     """Decode just the wanted frames in one forward pass (stops after the last one)."""
     import av
 

@@ -156,3 +156,35 @@ def test_package_data_covers_every_non_python_file():
     needed = {p for p in package.rglob("*") if p.is_file() and p.suffix not in {".py", ".pyc"}}
     assert needed and not (needed - shipped), sorted(str(p.relative_to(package)) for p in needed - shipped)
     assert model_card.DEFAULT_TEMPLATE in shipped
+
+
+@pytest.mark.parametrize("gop", [1, 7, 250])
+def test_pyav_fallback_seeks_to_the_same_frames_as_torchcodec(tmp_path, monkeypatch, gop):
+    """The PyAV fallback (seek to the keyframe before each frame, B-frames on) returns exactly torchcodec's frames,
+    from a path and from bytes, for sparse and dense sampling."""
+    import av
+
+    from roboreward import video as video_mod
+
+    path = tmp_path / f"gop{gop}.mp4"
+    frames = make_frames(60, 48, 64)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "bf": "2"}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    for k in (3, 16, 60):
+        ref = read_video(path, num_frames=k)
+        monkeypatch.setenv("ROBOREWARD_DECODER", "pyav")
+        for src in (path, path.read_bytes()):
+            got = read_video(src, num_frames=k)
+            assert got.indices == ref.indices and np.array_equal(got.frames, ref.frames)
+        idx = [59, 0, 30, 30, 75]  # unsorted, repeated, past the end (a container that over-reports its count)
+        seek = video_mod._decode_pyav_seek(str(path), idx)
+        forward = video_mod._decode_pyav_forward(str(path), idx)
+        assert all(np.array_equal(a, b) for a, b in zip(seek, forward, strict=True))
+        monkeypatch.delenv("ROBOREWARD_DECODER")
