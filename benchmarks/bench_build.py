@@ -160,7 +160,8 @@ def main() -> None:
     )
     print(table)
     if not args.no_append:
-        append_section("Dataset build throughput (bench_build.py)", table, notes=notes)
+        layout = {"v21": "LeRobot v2.1", "v3": "LeRobot v3"}[args.layout]
+        append_section(f"Dataset build throughput, {layout} source (bench_build.py)", table, notes=notes)
 
 
 if __name__ == "__main__":

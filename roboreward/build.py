@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -547,8 +547,7 @@ def build_dataset(
     )
 
     # 3. assemble
-    results = [json.loads(shard_path(out, t.index, t.key).read_text()) for t in tasks]
-    report = assemble(out, results, fingerprint=fingerprint, seed=seed)
+    report = assemble(out, [shard_path(out, t.index, t.key) for t in tasks], fingerprint=fingerprint, seed=seed)
     seconds = time.perf_counter() - t_start
     report["timing"] = {
         "seconds": round(seconds, 3),
@@ -612,82 +611,144 @@ def _run_shards(
         bar.close()
 
 
-def assemble(out: Path, results: list[dict], *, fingerprint: dict, seed: int) -> dict:
-    """Write metadata.jsonl per split, the manifest, the card; remove files no row names. Idempotent."""
+#: Manifest rows per parquet row group (and per buffer flush while assembling).
+MANIFEST_ROW_GROUP = 65_536
+
+_MANIFEST_SCHEMA = [
+    ("split", "string"),
+    ("row", "int64"),
+    ("file_name", "string"),
+    ("task", "string"),
+    ("reward", "int64"),
+    ("episode_id", "string"),
+    ("source", "string"),
+    ("embodiment", "string"),
+    ("kind", "string"),
+    ("original_instruction", "string"),
+    ("clip_fraction", "float64"),
+    ("failure_mode", "string"),
+    ("validator_answer", "string"),
+    ("label_check", "string"),
+    ("video_sha256", "string"),
+    ("video_bytes", "int64"),
+]
+
+
+class _SplitCounts:
+    """Per-split counts gathered row by row (examples, episodes, by source/kind/reward)."""
+
+    def __init__(self) -> None:
+        self.examples = 0
+        self.episodes: set[str] = set()
+        self.source: Counter = Counter()
+        self.kind: Counter = Counter()
+        self.reward: Counter = Counter()
+
+    def add(self, row: dict) -> None:
+        self.examples += 1
+        self.episodes.add(row["episode_id"])
+        self.source[row["source"]] += 1
+        self.kind[row["kind"]] += 1
+        self.reward[int(row["reward"])] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "episodes": len(self.episodes),
+            "by_source": dict(sorted(self.source.items())),
+            "by_kind": dict(sorted(self.kind.items())),
+            "by_reward": {str(k): v for k, v in sorted(self.reward.items())},
+        }
+
+
+def _shard_results(shard_files: Sequence[Path]) -> Iterator[dict]:
+    """The shards' result files in plan order, one in memory at a time."""
+    for p in shard_files:
+        yield json.loads(p.read_text(encoding="utf-8"))
+
+
+def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed: int) -> dict:
+    """Write metadata.jsonl per split, the manifest, the card; remove files no row names. Idempotent.
+
+    Streams over the shard files (two passes), so memory stays flat however many episodes the build has.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows_by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    # pass 1: leakage check, counts, the files each split names, report material
+    counts = {s: _SplitCounts() for s in SPLITS}
+    named: dict[str, set[str]] = {s: set() for s in SPLITS}
+    episode_splits: list[tuple[str, str]] = []
     skipped: list[dict] = []
     notes: list[dict] = []
-    calls = 0
-    built = 0
-    for res in results:
+    calls = built = 0
+    for res in _shard_results(shard_files):
         for ep in res["episodes"]:
-            rows_by_split[ep["split"]].extend(ep["rows"])
+            split = ep["split"]
             built += 1
+            episode_splits += [(split, e) for e in sorted({r["episode_id"] for r in ep["rows"]})]
+            for r in ep["rows"]:
+                counts[split].add(r)
+                named[split].add(r["file_name"])
         skipped += res["skipped"]
         notes += res["notes"]
         calls += res.get("calls", 0)
-    check_no_leakage((split, r["episode_id"]) for split, rows in rows_by_split.items() for r in rows)
-    manifest: list[dict] = []
-    for split, rows in rows_by_split.items():
-        sdir = out / split
-        meta = sdir / "metadata.jsonl"
-        if not rows:
-            if sdir.is_dir():
-                shutil.rmtree(sdir)
-            continue
-        text = "".join(json.dumps({c: r.get(c) for c in COLUMNS}, ensure_ascii=False) + "\n" for r in rows)
-        atomic_write_text(meta, text)
-        named = {r["file_name"] for r in rows}
-        for p in sorted(sdir.rglob("*")):
-            if p.is_file() and p != meta and p.relative_to(sdir).as_posix() not in named:
-                p.unlink()  # stale files of a previous plan, temp files of a killed build
-        hashes: dict[str, tuple[str, int]] = {}
-        for i, r in enumerate(rows):
-            fn = r["file_name"]
-            if fn not in hashes:
-                path = sdir / fn
-                hashes[fn] = (_sha256(path), path.stat().st_size)
-            manifest.append(
-                {
-                    "split": split,
-                    "row": i,
-                    **{c: r.get(c) for c in COLUMNS},
-                    "video_sha256": hashes[fn][0],
-                    "video_bytes": hashes[fn][1],
-                }
-            )
-    for split in SPLITS:
-        if not rows_by_split[split] and (out / split).is_dir():
-            shutil.rmtree(out / split)
-    schema = pa.schema(
-        [
-            ("split", pa.string()),
-            ("row", pa.int64()),
-            ("file_name", pa.string()),
-            ("task", pa.string()),
-            ("reward", pa.int64()),
-            ("episode_id", pa.string()),
-            ("source", pa.string()),
-            ("embodiment", pa.string()),
-            ("kind", pa.string()),
-            ("original_instruction", pa.string()),
-            ("clip_fraction", pa.float64()),
-            ("failure_mode", pa.string()),
-            ("validator_answer", pa.string()),
-            ("label_check", pa.string()),
-            ("video_sha256", pa.string()),
-            ("video_bytes", pa.int64()),
-        ]
-    )
-    table = pa.Table.from_pylist(manifest, schema=schema)
-    tmp = out / f".tmp-{MANIFEST}"
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, out / MANIFEST)
+    check_no_leakage(episode_splits)
+    del episode_splits
+
+    # pass 2, split by split: stale files go, metadata.jsonl and the manifest are written row by row
+    schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in _MANIFEST_SCHEMA])
+    tmp_manifest = out / f".tmp-{MANIFEST}"
+    buffer: dict[str, list] = {name: [] for name, _ in _MANIFEST_SCHEMA}
+    with pq.ParquetWriter(tmp_manifest, schema, compression="zstd") as writer:
+
+        def flush() -> None:
+            if buffer["split"]:
+                writer.write_table(pa.Table.from_pydict(buffer, schema=schema))
+                for column in buffer.values():
+                    column.clear()
+
+        for split in SPLITS:
+            sdir = out / split
+            if not counts[split].examples:
+                if sdir.is_dir():
+                    shutil.rmtree(sdir)
+                continue
+            meta = sdir / "metadata.jsonl"
+            for p in sorted(sdir.rglob("*")):
+                if p.is_file() and p != meta and p.relative_to(sdir).as_posix() not in named[split]:
+                    p.unlink()  # stale files of a previous plan, temp files of a killed build
+            hashes: dict[str, tuple[str, int]] = {}
+            i = 0
+            tmp_meta = sdir / ".tmp-metadata.jsonl"
+            with open(tmp_meta, "w", encoding="utf-8") as fh:
+                for res in _shard_results(shard_files):
+                    for ep in res["episodes"]:
+                        if ep["split"] != split:
+                            continue
+                        for r in ep["rows"]:
+                            values = {c: r.get(c) for c in COLUMNS}
+                            fh.write(json.dumps(values, ensure_ascii=False) + "\n")
+                            fn = r["file_name"]
+                            if fn not in hashes:
+                                path = sdir / fn
+                                hashes[fn] = (_sha256(path), path.stat().st_size)
+                            row = {"split": split, "row": i, **values}
+                            row["video_sha256"], row["video_bytes"] = hashes[fn]
+                            for name, _ in _MANIFEST_SCHEMA:
+                                buffer[name].append(row[name])
+                            i += 1
+                            if len(buffer["split"]) >= MANIFEST_ROW_GROUP:
+                                flush()
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_meta, meta)
+        flush()
+        if not any(c.examples for c in counts.values()):
+            writer.write_table(schema.empty_table())
+    os.replace(tmp_manifest, out / MANIFEST)
     # shard files of other plans are stale
-    live = {f"shard-{r['index']:05d}-{r['key']}.json" for r in results}
+    live = {p.name for p in shard_files}
     for p in (out / BUILD_DIR / "shards").glob("*"):
         if p.name not in live:
             p.unlink()
@@ -701,22 +762,12 @@ def assemble(out: Path, results: list[dict], *, fingerprint: dict, seed: int) ->
             "skipped_by_source": dict(sorted(Counter(s["source"] for s in skipped).items())),
             "skipped_by_field": dict(sorted(Counter(s["field"] for s in skipped).items())),
         },
-        "splits": {split: _split_counts(rows) for split, rows in rows_by_split.items() if rows},
+        "splits": {split: c.as_dict() for split, c in counts.items() if c.examples},
         "skipped": skipped,
         "relabel": {"lm_calls": calls, "notes": notes},
     }
     atomic_write_text(out / "README.md", dataset_card(report))
     return report
-
-
-def _split_counts(rows: list[dict]) -> dict[str, Any]:
-    return {
-        "examples": len(rows),
-        "episodes": len({r["episode_id"] for r in rows}),
-        "by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
-        "by_kind": dict(sorted(Counter(r["kind"] for r in rows).items())),
-        "by_reward": {str(k): v for k, v in sorted(Counter(int(r["reward"]) for r in rows).items())},
-    }
 
 
 _FEATURES = [

@@ -132,6 +132,26 @@ def test_same_seed_same_bytes_other_seed_other_split(mixed_source, tmp_path):
     assert d.episodes_planned == 6
 
 
+def test_assembly_streams_the_manifest_in_row_groups(mixed_source, tmp_path, monkeypatch):
+    """Assembly holds one shard and one manifest row group at a time; small row groups give the same rows."""
+    import pyarrow.parquet as pq
+
+    from roboreward import build as build_mod
+
+    specs = _mixed_specs(mixed_source)
+    build_dataset(specs, tmp_path / "one", seed=7, show_progress=False)
+    monkeypatch.setattr(build_mod, "MANIFEST_ROW_GROUP", 7)
+    build_dataset(specs, tmp_path / "many", seed=7, show_progress=False)
+    one, many = pq.ParquetFile(tmp_path / "one" / MANIFEST), pq.ParquetFile(tmp_path / "many" / MANIFEST)
+    assert one.metadata.num_row_groups == 1 and many.metadata.num_row_groups == -(-one.metadata.num_rows // 7)
+    assert one.read().equals(many.read())
+    outputs = _outputs(tmp_path / "many")
+    assert {k: v for k, v in _outputs(tmp_path / "one").items() if k != MANIFEST} == {
+        k: v for k, v in outputs.items() if k != MANIFEST
+    }
+    assert not list((tmp_path / "many").rglob(".tmp-*"))
+
+
 def test_out_dir_must_be_a_build(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a RoboReward build folder"):
