@@ -408,6 +408,12 @@ def run_shard(task: _ShardTask, relabeler: Relabeler | None = None) -> dict:
     return result
 
 
+def _run_shard_to_file(task: _ShardTask, relabeler: Relabeler | None = None) -> None:
+    """:func:`run_shard` for a pool: the result stays in its file (a returned result would sit in the future, and
+    the main process would hold every shard's rows until the pool ends)."""
+    run_shard(task, relabeler)
+
+
 def _remove_episode_files(folder: Path, stem: str) -> None:
     if not folder.is_dir():
         return
@@ -599,7 +605,7 @@ def _run_shards(
             else ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
         )
         with pool:
-            futures = {pool.submit(run_shard, task, relabeler): task for task in pending}
+            futures = {pool.submit(_run_shard_to_file, task, relabeler): task for task in pending}
             try:
                 for fut in as_completed(futures):
                     fut.result()
@@ -612,7 +618,7 @@ def _run_shards(
 
 
 #: Manifest rows per parquet row group (and per buffer flush while assembling).
-MANIFEST_ROW_GROUP = 65_536
+MANIFEST_ROW_GROUP = 8_192
 
 _MANIFEST_SCHEMA = [
     ("split", "string"),
@@ -718,7 +724,6 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
             for p in sorted(sdir.rglob("*")):
                 if p.is_file() and p != meta and p.relative_to(sdir).as_posix() not in named[split]:
                     p.unlink()  # stale files of a previous plan, temp files of a killed build
-            hashes: dict[str, tuple[str, int]] = {}
             i = 0
             tmp_meta = sdir / ".tmp-metadata.jsonl"
             with open(tmp_meta, "w", encoding="utf-8") as fh:
@@ -726,6 +731,7 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
                     for ep in res["episodes"]:
                         if ep["split"] != split:
                             continue
+                        hashes: dict[str, tuple[str, int]] = {}  # an episode's rows share its videos
                         for r in ep["rows"]:
                             values = {c: r.get(c) for c in COLUMNS}
                             fh.write(json.dumps(values, ensure_ascii=False) + "\n")
