@@ -9,6 +9,7 @@ corrupt or foreign file is treated as a miss.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,8 +46,24 @@ def hash_frames(frames: np.ndarray, indices: Any = None, fps: float | None = Non
 class LMCache:
     """A folder of finished LM calls keyed by :func:`content_key`. Safe across threads and processes."""
 
+    #: Temp files older than this (seconds) are leftovers of a killed writer, removed when a cache is opened.
+    STALE_TEMP_AGE = 3600.0
+
     def __init__(self, directory: str | os.PathLike) -> None:
         self.dir = Path(directory)  # created on the first put
+        self.sweep_temp_files()
+
+    def sweep_temp_files(self, max_age: float | None = None) -> int:
+        """Remove ``.tmp-*`` files a killed writer left behind (only old ones: a live writer in another process
+        may be about to rename its own); returns how many went."""
+        cutoff = time.time() - (self.STALE_TEMP_AGE if max_age is None else max_age)
+        removed = 0
+        for p in self.dir.glob("*/.tmp-*"):
+            with contextlib.suppress(OSError):
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    removed += 1
+        return removed
 
     def path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.json"

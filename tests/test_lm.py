@@ -43,6 +43,21 @@ def test_cache_roundtrip_atomic_and_corrupt_files(tmp_path):
     assert cache.get(other) is None
 
 
+def test_cache_sweeps_old_temp_files_of_killed_writers(tmp_path):
+    import os
+
+    cache = LMCache(tmp_path / "c")
+    key = content_key("k")
+    cache.put(key, "v")
+    old, fresh = cache.path(key).parent / ".tmp-old.json", cache.path(key).parent / ".tmp-fresh.json"
+    old.write_text("{")
+    fresh.write_text("{")  # maybe a live writer in another process: kept
+    os.utime(old, (1, 1))
+    reopened = LMCache(tmp_path / "c")
+    assert not old.exists() and fresh.exists() and reopened.get(key) == "v"
+    assert reopened.sweep_temp_files(max_age=-1) == 1 and not fresh.exists()
+
+
 def test_frame_hash_sees_one_pixel():
     frames = make_frames(4)
     h = hash_frames(frames, [0, 1, 2, 3], 10.0)
