@@ -73,12 +73,23 @@ def score_token_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def video_kwargs(family: Family, videos: Sequence[SampledVideo]) -> dict[str, Any]:
+#: Resize video frames like the reference Qwen pipeline (qwen-vl-utils): each frame's pixels are capped so the
+#: token cost follows the clip's length. transformers' Qwen-VL video processors (5.2x) keep an uncapped legacy
+#: resize unless told; training, scoring and the demo all pass through :func:`encode`, so they agree.
+CAP_PIXELS_PER_FRAME = True
+
+
+def video_kwargs(family: Family, videos: Sequence[SampledVideo], processor: Any = None) -> dict[str, Any]:
     """Processor kwargs describing where the frames came from, so time positions (Qwen3-VL timestamps,
-    Qwen2.5-VL ``second_per_grid_ts``) match each video's real timing. The frames are already sampled."""
-    if family in ("qwen3_vl", "qwen2_5_vl", "qwen2_vl"):
-        return {"video_metadata": [v.metadata() for v in videos], "do_sample_frames": False}
-    return {}
+    Qwen2.5-VL ``second_per_grid_ts``) match each video's real timing. The frames are already sampled. With the
+    ``processor``, also the per-frame pixel cap (:data:`CAP_PIXELS_PER_FRAME`) where its video processor has it."""
+    if family not in ("qwen3_vl", "qwen2_5_vl", "qwen2_vl"):
+        return {}
+    kwargs: dict[str, Any] = {"video_metadata": [v.metadata() for v in videos], "do_sample_frames": False}
+    valid = getattr(getattr(processor, "video_processor", None), "valid_kwargs", None)
+    if "cap_pixels_per_frame" in getattr(valid, "__annotations__", {}):
+        kwargs["cap_pixels_per_frame"] = CAP_PIXELS_PER_FRAME
+    return kwargs
 
 
 def pad_frames(frames: np.ndarray, minimum: int = 2) -> np.ndarray:
@@ -105,7 +116,11 @@ def encode(
     tok.padding_side = padding_side
     try:
         return processor(
-            text=list(texts), videos=frames, padding=True, return_tensors="pt", **video_kwargs(family, videos)
+            text=list(texts),
+            videos=frames,
+            padding=True,
+            return_tensors="pt",
+            **video_kwargs(family, videos, processor),
         )
     finally:
         tok.padding_side = old_side

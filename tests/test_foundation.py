@@ -188,3 +188,17 @@ def test_pyav_fallback_seeks_to_the_same_frames_as_torchcodec(tmp_path, monkeypa
         forward = video_mod._decode_pyav_forward(str(path), idx)
         assert all(np.array_equal(a, b) for a, b in zip(seek, forward, strict=True))
         monkeypatch.delenv("ROBOREWARD_DECODER")
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+def test_video_processor_gets_metadata_and_the_reference_pixel_cap(family):
+    """Frames are already sampled (no resampling), timing comes from the video, and the per-frame pixel cap of
+    the reference Qwen pipeline is asked for explicitly (transformers' legacy resize otherwise, with a warning)."""
+    from roboreward import vlm
+    from roboreward.tiny import tiny_processor
+
+    sampled = read_video(make_frames(10, 48, 64), num_frames=4)
+    kwargs = vlm.video_kwargs(family, [sampled], tiny_processor(family))
+    assert kwargs["do_sample_frames"] is False and kwargs["cap_pixels_per_frame"] is vlm.CAP_PIXELS_PER_FRAME is True
+    assert len(kwargs["video_metadata"]) == 1
+    assert "cap_pixels_per_frame" not in vlm.video_kwargs(family, [sampled])  # a processor we cannot inspect
