@@ -27,7 +27,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -125,7 +125,9 @@ class LM(ABC):
 class CachedLM:
     """Wraps an :class:`LM` with an :class:`LMCache`; only misses reach the backend (in one batch).
 
-    Errors are not cached, so a later run retries them. ``calls`` counts calls made (hits excluded).
+    Errors are not cached, so a later run retries them. ``calls`` counts calls made (hits excluded). With a
+    cache, a request already in flight from another thread (another episode relabeled at the same time) is not
+    sent again: the second thread waits for the first one's answer.
     """
 
     def __init__(self, lm: LM, cache: LMCache | None) -> None:
@@ -133,6 +135,7 @@ class CachedLM:
         self.cache = cache
         self.calls = 0
         self._lock = threading.Lock()
+        self._inflight: dict[str, Future] = {}
 
     @property
     def name(self) -> str:
@@ -156,32 +159,69 @@ class CachedLM:
             else:
                 todo.append(i)
         if todo:
-            # identical requests in one batch are asked once
+            # identical requests in one batch are asked once; one another thread is asking now is waited for
             first: dict[str, int] = {}
             unique = [i for i in todo if first.setdefault(keys[i] or str(i), i) == i]
-
-            def store(i: int, res: LMResult) -> LMResult:
-                if res.ok and self.cache is not None:
-                    self.cache.put(keys[i], res.text or "", requests[i].key_material(self.lm.name))
-                return res
-
-            workers = int(getattr(self.lm, "concurrency", 1) or 1)
-            if workers > 1 and len(unique) > 1:
-                # a concurrent backend (HTTP): store each answer as it arrives, so a kill in the middle of a
-                # batch loses only the calls still in flight, not the finished ones beside them
-                with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
-                    answers = list(pool.map(lambda i: store(i, self.lm.generate_batch([requests[i]])[0]), unique))
-            else:
-                batch = self.lm.generate_batch([requests[i] for i in unique])
-                answers = [store(i, res) for i, res in zip(unique, batch, strict=True)]
+            waiting: dict[str, Future] = {}
             with self._lock:
-                self.calls += len(unique)
-            by_key = {keys[i] or str(i): res for i, res in zip(unique, answers, strict=True)}
-            asked = set(unique)
+                for i in unique:
+                    if not keys[i]:
+                        continue
+                    if keys[i] in self._inflight:
+                        waiting[keys[i]] = self._inflight[keys[i]]
+                    else:
+                        self._inflight[keys[i]] = Future()
+            owned = [i for i in unique if keys[i] not in waiting]
+            by_key: dict[str, LMResult] = {}
+            try:
+                # an owner that finished between our cache check and now has stored its answer: no new call
+                for i in owned:
+                    hit = self.cache.get(keys[i]) if keys[i] and self.cache is not None else None
+                    if hit is not None:
+                        by_key[keys[i]] = LMResult(hit, cached=True)
+                ask = [i for i in owned if (keys[i] or str(i)) not in by_key]
+                by_key.update(
+                    {keys[i] or str(i): res for i, res in zip(ask, self._ask(requests, keys, ask), strict=True)}
+                )
+            finally:
+                self._release([keys[i] for i in owned if keys[i]], by_key)
+            by_key.update({k: fut.result() for k, fut in waiting.items()})  # owners never wait: no deadlock
+            asked = set(ask)
             for i in todo:
                 res = by_key[keys[i] or str(i)]
                 results[i] = res if i in asked else LMResult(res.text, res.error, cached=True)
         return [r for r in results if r is not None]
+
+    def _release(self, owned_keys: list[str], answers: dict[str, LMResult]) -> None:
+        """Hand the owned calls' answers (a failure if there is none) to waiting threads and forget them."""
+        with self._lock:
+            for k in owned_keys:
+                fut = self._inflight.pop(k, None)
+                if fut is not None:
+                    fut.set_result(answers.get(k, LMResult(None, "the request failed in another thread")))
+
+    def _ask(self, requests: Sequence[LMRequest], keys: list[str], unique: list[int]) -> list[LMResult]:
+        """Send the ``unique`` requests to the backend, storing each answer in the cache as it arrives."""
+        if not unique:
+            return []
+
+        def store(i: int, res: LMResult) -> LMResult:
+            if res.ok and self.cache is not None:
+                self.cache.put(keys[i], res.text or "", requests[i].key_material(self.lm.name))
+            return res
+
+        workers = int(getattr(self.lm, "concurrency", 1) or 1)
+        if workers > 1 and len(unique) > 1:
+            # a concurrent backend (HTTP): store each answer as it arrives, so a kill in the middle of a
+            # batch loses only the calls still in flight, not the finished ones beside them
+            with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+                answers = list(pool.map(lambda i: store(i, self.lm.generate_batch([requests[i]])[0]), unique))
+        else:
+            batch = self.lm.generate_batch([requests[i] for i in unique])
+            answers = [store(i, res) for i, res in zip(unique, batch, strict=True)]
+        with self._lock:
+            self.calls += len(unique)
+        return answers
 
     def generate(self, request: LMRequest) -> LMResult:
         return self.generate_batch([request])[0]

@@ -58,6 +58,57 @@ def test_cache_sweeps_old_temp_files_of_killed_writers(tmp_path):
     assert reopened.sweep_temp_files(max_age=-1) == 1 and not fresh.exists()
 
 
+def test_cached_lm_asks_a_request_in_flight_in_another_thread_once(tmp_path):
+    """Episodes relabeled on several threads ask some identical questions at the same moment: one call goes out,
+    the other threads wait for its answer; a failed call reaches the waiters as a failure, and is retried later."""
+    import threading
+    import time as _time
+
+    from roboreward.lm import LM
+
+    class SlowLM(LM):
+        name = "slow"
+        supports_video = False
+
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+            self.fail = False
+
+        def generate(self, request: LMRequest) -> str:
+            self.asked.append(request.prompt)
+            _time.sleep(0.3)
+            if self.fail:
+                raise LMError("server down")
+            return f"answer to {request.prompt}"
+
+    lm = SlowLM()
+    cached = CachedLM(lm, LMCache(tmp_path))
+    out: list = []
+    barrier = threading.Barrier(4)
+
+    def ask(prompt: str) -> None:
+        barrier.wait()
+        out.append(cached.generate(LMRequest(prompt)))
+
+    threads = [threading.Thread(target=ask, args=("same question",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert lm.asked == ["same question"] and cached.calls == 1
+    assert [r.text for r in out] == ["answer to same question"] * 4 and sum(not r.cached for r in out) == 1
+    lm.fail, out[:] = True, []
+    threads = [threading.Thread(target=ask, args=("other question",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert lm.asked.count("other question") == 1 and all(not r.ok and "server down" in r.error for r in out)
+    lm.fail = False
+    assert cached.generate(LMRequest("other question")).text == "answer to other question"  # errors not cached
+    assert not cached._inflight
+
+
 def test_frame_hash_sees_one_pixel():
     frames = make_frames(4)
     h = hash_frames(frames, [0, 1, 2, 3], 10.0)
