@@ -620,25 +620,6 @@ def _run_shards(
 #: Manifest rows per parquet row group (and per buffer flush while assembling).
 MANIFEST_ROW_GROUP = 8_192
 
-_MANIFEST_SCHEMA = [
-    ("split", "string"),
-    ("row", "int64"),
-    ("file_name", "string"),
-    ("task", "string"),
-    ("reward", "int64"),
-    ("episode_id", "string"),
-    ("source", "string"),
-    ("embodiment", "string"),
-    ("kind", "string"),
-    ("original_instruction", "string"),
-    ("clip_fraction", "float64"),
-    ("failure_mode", "string"),
-    ("validator_answer", "string"),
-    ("label_check", "string"),
-    ("video_sha256", "string"),
-    ("video_bytes", "int64"),
-]
-
 
 class _SplitCounts:
     """Per-split counts gathered row by row (examples, episodes, by source/kind/reward)."""
@@ -789,6 +770,16 @@ _FEATURES = [
     ("failure_mode", "string"),
     ("validator_answer", "string"),
     ("label_check", "string"),
+]
+
+#: build_manifest.parquet: where each row is, what it says (the card's features but the video), the video's hash.
+_MANIFEST_SCHEMA = [
+    ("split", "string"),
+    ("row", "int64"),
+    ("file_name", "string"),
+    *[f for f in _FEATURES if f[0] != "video"],
+    ("video_sha256", "string"),
+    ("video_bytes", "int64"),
 ]
 
 
