@@ -22,23 +22,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from common import append_section, markdown_table  # noqa: E402
+from conftest import make_frames  # noqa: E402
 
 from roboreward.scoring import load_scorer  # noqa: E402
 from roboreward.video import write_video  # noqa: E402
-
-
-def make_frames(n: int, seed: int, h: int = 64, w: int = 96) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    base = np.linspace(0, 200, w, dtype=np.float32)[None, :, None].repeat(h, 0).repeat(3, 2)
-    frames = np.empty((n, h, w, 3), np.uint8)
-    color = rng.integers(50, 255, 3)
-    for t in range(n):
-        img = base.copy()
-        x = int((w - 16) * t / max(n - 1, 1))
-        img[h // 2 - 8 : h // 2 + 8, x : x + 16] = color
-        frames[t] = img.astype(np.uint8)
-    return frames
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:

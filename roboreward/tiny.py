@@ -57,6 +57,23 @@ CHAT_TEMPLATE = (
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+#: Vision tower shared by the tiny Qwen-VL configs (2 blocks of width 64).
+_TINY_VISION = dict(
+    depth=2,
+    hidden_size=64,
+    intermediate_size=128,
+    num_heads=4,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    out_hidden_size=64,
+)
+#: The Qwen vocabulary's vision special tokens (same ids in Qwen2.5-VL and Qwen3-VL).
+_VISION_TOKEN_IDS = dict(
+    image_token_id=151655,
+    video_token_id=151656,
+    vision_start_token_id=151652,
+    vision_end_token_id=151653,
+)
 _TINY_TEXT = dict(
     hidden_size=64,
     intermediate_size=128,
@@ -115,21 +132,12 @@ def tiny_config(family: Family = "qwen3_vl"):
                 tie_word_embeddings=True,
             ),
             vision_config=dict(
-                depth=2,
-                hidden_size=64,
-                intermediate_size=128,
-                num_heads=4,
+                **_TINY_VISION,
                 patch_size=16,
-                spatial_merge_size=2,
-                temporal_patch_size=2,
-                out_hidden_size=64,
                 num_position_embeddings=256,
                 deepstack_visual_indexes=[1],
             ),
-            image_token_id=151655,
-            video_token_id=151656,
-            vision_start_token_id=151652,
-            vision_end_token_id=151653,
+            **_VISION_TOKEN_IDS,
             tie_word_embeddings=True,
         )
     if family == "qwen2_5_vl":
@@ -143,21 +151,12 @@ def tiny_config(family: Family = "qwen3_vl"):
                 tie_word_embeddings=True,
             ),
             vision_config=dict(
-                depth=2,
-                hidden_size=64,
-                intermediate_size=128,
-                num_heads=4,
+                **_TINY_VISION,
                 patch_size=14,
-                spatial_merge_size=2,
-                temporal_patch_size=2,
-                out_hidden_size=64,
                 window_size=112,
                 fullatt_block_indexes=[1],
             ),
-            image_token_id=151655,
-            video_token_id=151656,
-            vision_start_token_id=151652,
-            vision_end_token_id=151653,
+            **_VISION_TOKEN_IDS,
             tie_word_embeddings=True,
         )
     if family == "qwen3":
