@@ -450,7 +450,16 @@ def test_ctrl_c_stops_workers_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "roboreward", "build", "--out", str(out), "--shard-size", "1", "--workers", "2"]
     for s in specs:
         cmd += ["--source", s]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        # a terminal's child gets SIGINT's default action; a CI runner started in the background of a
+        # non-interactive shell ignores SIGINT, which the build would inherit (and rightly keep ignoring)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     shards = out / ".build" / "shards"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and len(list(shards.glob("shard-*.json"))) < 2:
