@@ -222,11 +222,18 @@ class RewardModel:
         from roboreward import vlm
 
         texts = [vlm.prompt_text(self.processor, t, template=self.template) for t in instructions]
-        out: list[RewardOutput] = []
-        for start in range(0, len(texts), self.batch_size):
-            probs = self._probs(texts[start : start + self.batch_size], sampled[start : start + self.batch_size])
-            out.extend(output_from_probs(p) for p in probs)
-        return out
+        # batch pairs of similar size together (frames, frame size, prompt length) so little is padding;
+        # results go back in the caller's order
+        order = sorted(
+            range(len(texts)), key=lambda i: (len(sampled[i].frames), sampled[i].frames.shape[1:3], len(texts[i]))
+        )
+        out: list[RewardOutput | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            probs = self._probs([texts[i] for i in chunk], [sampled[i] for i in chunk])
+            for i, p in zip(chunk, probs, strict=True):
+                out[i] = output_from_probs(p)
+        return out  # type: ignore[return-value]
 
     def _probs(self, texts: Sequence[str], sampled: Sequence[SampledVideo]) -> np.ndarray:
         import torch
