@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -375,8 +376,9 @@ def _note(episode: Episode, reason: str) -> dict:
     return {"episode": episode.id, "source": episode.source, "stage": "relabel", "reason": reason}
 
 
-def run_shard(task: _ShardTask, relabeler: Relabeler | None = None) -> dict:
-    """Process a shard's episodes and write its result file (the done marker) atomically."""
+def run_shard(task: _ShardTask, relabeler: Relabeler | None = None, stop: threading.Event | None = None) -> dict:
+    """Process a shard's episodes and write its result file (the done marker) atomically. A set ``stop`` (Ctrl-C
+    in the main thread while shards run on threads) ends the shard before its next episode, unwritten."""
     out = Path(task.out)
     options = ReaderOptions(**{**task.options, "progress_bins": tuple(task.options["progress_bins"])})
     clips = [tuple(c) for c in task.clips]
@@ -389,6 +391,8 @@ def run_shard(task: _ShardTask, relabeler: Relabeler | None = None) -> dict:
         "calls": 0,
     }
     for ref_dict, split in task.items:
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
         ref = EpisodeRef.from_dict(ref_dict)
         try:
             rows, notes, calls = process_episode(ref, split, out, options, clips, relabeler)  # type: ignore[arg-type]
@@ -408,10 +412,12 @@ def run_shard(task: _ShardTask, relabeler: Relabeler | None = None) -> dict:
     return result
 
 
-def _run_shard_to_file(task: _ShardTask, relabeler: Relabeler | None = None) -> None:
+def _run_shard_to_file(
+    task: _ShardTask, relabeler: Relabeler | None = None, stop: threading.Event | None = None
+) -> None:
     """:func:`run_shard` for a pool: the result stays in its file (a returned result would sit in the future, and
     the main process would hold every shard's rows until the pool ends)."""
-    run_shard(task, relabeler)
+    run_shard(task, relabeler, stop)
 
 
 def _remove_episode_files(folder: Path, stem: str) -> None:
@@ -599,18 +605,23 @@ def _run_shards(
 
         # A relabeler holds LM clients / loaded models (not fork-safe, too big to copy): shards then run on
         # threads of this process, so episodes wait on the LM server concurrently (its calls are thread-safe).
+        # Threads cannot be interrupted: on Ctrl-C they stop before their next episode (``stop``), so the wait
+        # below is for the episodes in progress, not for whole shards.
+        stop = threading.Event() if relabeler is not None else None
         pool: Executor = (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relabel")
             if relabeler is not None
             else ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
         )
         with pool:
-            futures = {pool.submit(_run_shard_to_file, task, relabeler): task for task in pending}
+            futures = {pool.submit(_run_shard_to_file, task, relabeler, stop): task for task in pending}
             try:
                 for fut in as_completed(futures):
                     fut.result()
                     bar.update(len(futures[fut].items))
             except BaseException:
+                if stop is not None:
+                    stop.set()
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:

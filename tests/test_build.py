@@ -316,6 +316,42 @@ def test_relabel_hook_rows_report_and_resume(mixed_source, tmp_path):
     assert len(fake.calls) == 8 and again.shards_reused == again.shards_total
 
 
+def test_relabel_threads_stop_at_the_next_episode_on_ctrl_c(mixed_source, tmp_path):
+    """With --relabel, shards run on threads; Ctrl-C (KeyboardInterrupt in the main thread) makes each thread stop
+    after its current episode instead of finishing its shard, and the same build then resumes."""
+    import threading
+
+    specs = [f"lerobot:{mixed_source / 'lerobot'}"]
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    def slow(episode, video_path: Path) -> RelabelResult:
+        with lock:
+            calls.append(episode.id)
+            if len(calls) == 2:
+                # Ctrl-C while both threads are inside an episode (a terminal's SIGINT, to the main thread)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(0.3)
+        return RelabelResult(instruction=episode.instruction, examples=[], skipped=[], calls=1)
+
+    out = tmp_path / "r"
+    # Python's own Ctrl-C handler, also where the test runner was started with SIGINT ignored (background CI)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_dataset(
+                specs, out, shard_size=4, workers=2, relabeler=slow, relabel_config={"slow": 1}, show_progress=False
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(calls) <= 4  # the episodes in progress (and at most one started before the stop), not 2 shards of 4
+    assert not list((out / ".build" / "shards").glob("shard-*.json"))  # no half shard was marked done
+    summary = build_dataset(
+        specs, out, shard_size=4, workers=2, relabeler=slow, relabel_config={"slow": 1}, show_progress=False
+    )
+    assert summary.episodes_built == 8 and summary.shards_reused == 0
+
+
 # ---------------------------------------------------------------------------------------------- LeRobot v3 remux
 
 
