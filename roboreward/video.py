@@ -187,28 +187,22 @@ def _decode_pyav_seek(src: str | io.BytesIO, indices: list[int]) -> list[np.ndar
         stream.thread_type = "AUTO"
         frames = None
         current = -1  # index of the last decoded frame
-        for target in wanted:
-            if target in out:
-                continue
+        for target in wanted:  # ascending: each target is the first frame decoded at or after it
             if frames is None or key_before[target] > current:  # the keyframe is ahead: jump there
                 container.seek(pts[key_before[target]], stream=stream, backward=True, any_frame=False)
                 frames = container.decode(stream)
-            for frame in frames:
-                if frame.pts is None:
-                    raise _NoSeekIndex
-                i = position.get(frame.pts)
-                if i is None:
-                    raise _NoSeekIndex
-                current, last = i, frame
-                if i >= target:
-                    break
-                if i in out or i not in wanted:
-                    continue
-                out[i] = frame.to_ndarray(format="rgb24")
-            else:  # the stream ended before the target: use its final frame
-                if last is None:
-                    return []
-                current = n
+            if current < target:
+                for frame in frames:
+                    i = position.get(frame.pts) if frame.pts is not None else None
+                    if i is None:
+                        raise _NoSeekIndex
+                    current, last = i, frame
+                    if i >= target:
+                        break
+                else:  # the stream ended before the target: use its final frame
+                    if last is None:
+                        return []
+                    current = n
             out[target] = last.to_ndarray(format="rgb24")
     return [out[min(i, n - 1)] for i in indices]
 
