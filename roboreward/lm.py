@@ -149,48 +149,37 @@ class CachedLM:
         return content_key(request.key_material(self.lm.name))
 
     def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
-        results: list[LMResult | None] = [None] * len(requests)
         keys = [self.key(r) for r in requests] if self.cache is not None else [""] * len(requests)
-        todo: list[int] = []
-        for i, k in enumerate(keys):
-            hit = self.cache.get(k) if self.cache is not None else None
-            if hit is not None:
-                results[i] = LMResult(hit, cached=True)
-            else:
-                todo.append(i)
-        if todo:
-            # identical requests in one batch are asked once; one another thread is asking now is waited for
-            first: dict[str, int] = {}
-            unique = [i for i in todo if first.setdefault(keys[i] or str(i), i) == i]
-            waiting: dict[str, Future] = {}
-            with self._lock:
-                for i in unique:
-                    if not keys[i]:
-                        continue
-                    if keys[i] in self._inflight:
-                        waiting[keys[i]] = self._inflight[keys[i]]
-                    else:
-                        self._inflight[keys[i]] = Future()
-            owned = [i for i in unique if keys[i] not in waiting]
-            by_key: dict[str, LMResult] = {}
-            try:
-                # an owner that finished between our cache check and now has stored its answer: no new call
-                for i in owned:
-                    hit = self.cache.get(keys[i]) if keys[i] and self.cache is not None else None
-                    if hit is not None:
-                        by_key[keys[i]] = LMResult(hit, cached=True)
-                ask = [i for i in owned if (keys[i] or str(i)) not in by_key]
-                by_key.update(
-                    {keys[i] or str(i): res for i, res in zip(ask, self._ask(requests, keys, ask), strict=True)}
-                )
-            finally:
-                self._release([keys[i] for i in owned if keys[i]], by_key)
-            by_key.update({k: fut.result() for k, fut in waiting.items()})  # owners never wait: no deadlock
-            asked = set(ask)
-            for i in todo:
-                res = by_key[keys[i] or str(i)]
-                results[i] = res if i in asked else LMResult(res.text, res.error, cached=True)
-        return [r for r in results if r is not None]
+        # identical requests in one batch are asked once
+        first: dict[str, int] = {}
+        unique = [i for i in range(len(requests)) if first.setdefault(keys[i] or str(i), i) == i]
+        # claim each key, or wait for the thread that is asking it now
+        waiting: dict[str, Future] = {}
+        with self._lock:
+            for i in unique:
+                if keys[i] in self._inflight:
+                    waiting[keys[i]] = self._inflight[keys[i]]
+                elif keys[i]:
+                    self._inflight[keys[i]] = Future()
+        owned = [i for i in unique if keys[i] not in waiting]
+        by_key: dict[str, LMResult] = {}
+        try:
+            # looked up after the claim, so an answer a finished owner stored meanwhile is found
+            for i in owned:
+                hit = self.cache.get(keys[i]) if keys[i] and self.cache is not None else None
+                if hit is not None:
+                    by_key[keys[i]] = LMResult(hit, cached=True)
+            ask = [i for i in owned if (keys[i] or str(i)) not in by_key]
+            by_key.update({keys[i] or str(i): res for i, res in zip(ask, self._ask(requests, keys, ask), strict=True)})
+        finally:
+            self._release([keys[i] for i in owned if keys[i]], by_key)
+        by_key.update({k: fut.result() for k, fut in waiting.items()})  # owners never wait: no deadlock
+        asked = set(ask)
+        results = []
+        for i in range(len(requests)):
+            res = by_key[keys[i] or str(i)]
+            results.append(res if i in asked else LMResult(res.text, res.error, cached=True))
+        return results
 
     def _release(self, owned_keys: list[str], answers: dict[str, LMResult]) -> None:
         """Hand the owned calls' answers (a failure if there is none) to waiting threads and forget them."""
