@@ -22,6 +22,7 @@ Publish the folder with the Hub client (no uploader here)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from roboreward.clip import clip_file_name, clip_frames, clip_length, encode_prefixes, parse_clips
 from roboreward.dataset_io import SPLITS
@@ -85,17 +86,25 @@ class BuildSummary:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+    """A file handle on a temp file beside ``path``, renamed to ``path`` when the block ends without an error
+    (a reader never sees a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_open(path) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -676,7 +685,6 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
     # pass 1: leakage check, counts, the files each split names, report material
     counts = {s: _SplitCounts() for s in SPLITS}
     named: dict[str, set[str]] = {s: set() for s in SPLITS}
-    episode_splits: list[tuple[str, str]] = []
     skipped: list[dict] = []
     notes: list[dict] = []
     calls = built = 0
@@ -684,21 +692,18 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
         for ep in res["episodes"]:
             split = ep["split"]
             built += 1
-            episode_splits += [(split, e) for e in sorted({r["episode_id"] for r in ep["rows"]})]
             for r in ep["rows"]:
                 counts[split].add(r)
                 named[split].add(r["file_name"])
         skipped += res["skipped"]
         notes += res["notes"]
         calls += res.get("calls", 0)
-    check_no_leakage(episode_splits)
-    del episode_splits
+    check_no_leakage((split, e) for split in SPLITS for e in sorted(counts[split].episodes))
 
     # pass 2, split by split: stale files go, metadata.jsonl and the manifest are written row by row
     schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in _MANIFEST_SCHEMA])
-    tmp_manifest = out / f".tmp-{MANIFEST}"
     buffer: dict[str, list] = {name: [] for name, _ in _MANIFEST_SCHEMA}
-    with pq.ParquetWriter(tmp_manifest, schema, compression="zstd") as writer:
+    with atomic_open(out / MANIFEST) as manifest, pq.ParquetWriter(manifest, schema, compression="zstd") as writer:
 
         def flush() -> None:
             if buffer["split"]:
@@ -717,8 +722,7 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
                 if p.is_file() and p != meta and p.relative_to(sdir).as_posix() not in named[split]:
                     p.unlink()  # stale files of a previous plan, temp files of a killed build
             i = 0
-            tmp_meta = sdir / ".tmp-metadata.jsonl"
-            with open(tmp_meta, "w", encoding="utf-8") as fh:
+            with atomic_open(meta, "w", encoding="utf-8") as fh:
                 for res in _shard_results(shard_files):
                     for ep in res["episodes"]:
                         if ep["split"] != split:
@@ -738,13 +742,9 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
                             i += 1
                             if len(buffer["split"]) >= MANIFEST_ROW_GROUP:
                                 flush()
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_meta, meta)
         flush()
         if not any(c.examples for c in counts.values()):
             writer.write_table(schema.empty_table())
-    os.replace(tmp_manifest, out / MANIFEST)
     # shard files of other plans are stale
     live = {p.name for p in shard_files}
     for p in (out / BUILD_DIR / "shards").glob("*"):
