@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from conftest import make_frames
-from openai_server import ChatServer
+from openai_server import ChatServer, InFlight
 
 from roboreward.cache import LMCache, content_key, hash_frames
 from roboreward.lm import CachedLM, LMError, LMRequest, OpenAIChatLM, ScriptedLM, TransformersLM
@@ -61,7 +61,6 @@ def test_cache_sweeps_old_temp_files_of_killed_writers(tmp_path):
 def test_cached_lm_asks_a_request_in_flight_in_another_thread_once(tmp_path):
     """Episodes relabeled on several threads ask some identical questions at the same moment: one call goes out,
     the other threads wait for its answer; a failed call reaches the waiters as a failure, and is retried later."""
-    import threading
     import time as _time
 
     from roboreward.lm import LM
@@ -195,16 +194,11 @@ def test_http_timeout_is_retried_then_reported():
 
 
 def test_http_concurrency_is_real_and_bounded():
-    lock = threading.Lock()
-    live = {"now": 0, "max": 0}
+    live = InFlight()
 
     def slow(req):
-        with lock:
-            live["now"] += 1
-            live["max"] = max(live["max"], live["now"])
-        time.sleep(0.3)
-        with lock:
-            live["now"] -= 1
+        with live:
+            time.sleep(0.3)
         return _prompt_of(req)
 
     with ChatServer(slow) as server:
@@ -213,7 +207,7 @@ def test_http_concurrency_is_real_and_bounded():
         out = lm.generate_batch([LMRequest(f"p{i}") for i in range(8)])
         wall = time.monotonic() - t0
     assert [r.text for r in out] == [f"p{i}" for i in range(8)]  # answers stay in request order
-    assert live["max"] == 4  # four in flight at once, never more
+    assert live.max == 4  # four in flight at once, never more
     assert wall < 8 * 0.3 * 0.6  # about two rounds of 0.3 s, far below the 2.4 s of a serial loop
 
 

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 from conftest import make_frames
-from openai_server import ChatServer
+from openai_server import ChatServer, InFlight
 from relabel_helpers import World, examples_as_rows, prompt_of
 
 from roboreward.cache import LMCache
@@ -245,17 +244,12 @@ def test_empty_instruction_and_bad_configuration(tmp_path, sample_mp4):
 
 def test_make_relabeler_openai_runs_validation_in_parallel(tmp_path, sample_mp4):
     world = World()
-    lock = threading.Lock()
-    live = {"now": 0, "max": 0}
+    live = InFlight()
 
     def handler(req):
         if "Does the video earn exactly score" in prompt_of(req):
-            with lock:
-                live["now"] += 1
-                live["max"] = max(live["max"], live["now"])
-            time.sleep(0.3)
-            with lock:
-                live["now"] -= 1
+            with live:
+                time.sleep(0.3)
         return world.http(req)
 
     with ChatServer(handler) as server:
@@ -265,7 +259,7 @@ def test_make_relabeler_openai_runs_validation_in_parallel(tmp_path, sample_mp4)
         res = rel(episode(), sample_mp4)
         rel.close()
     assert [e.reward for e in res.examples if e.kind == "counterfactual"] == [1, 2, 3, 4]
-    assert live["max"] == 4  # the four validations ran at once
+    assert live.max == 4  # the four validations ran at once
     scene = next(r for r in server.requests if "Describe the scene" in prompt_of(r))
     frames = [p for p in scene["messages"][-1]["content"] if p["type"] == "image_url"]
     assert len(frames) == 4  # 1.2 s at 2 fps is 2 frames, raised to min_frames=4
