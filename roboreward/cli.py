@@ -1,12 +1,10 @@
 """The ``roboreward`` command line: one sub-command per pipeline stage.
 
-Each stage module owns its command function (``<module>.<function>``), listed in :data:`COMMANDS`; this
-file only registers them, so adding a stage is one line here.
+Every command is defined here and only parses options and calls library functions; library modules import no
+typer.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import typer
 
@@ -18,15 +16,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-#: (command name, module, function). Modules import their heavy dependencies lazily.
-COMMANDS: list[tuple[str, str, str]] = [
-    ("demo", "roboreward.demo", "demo_command"),
-    ("score", "roboreward.scoring", "score_command"),
-    ("eval", "roboreward.evaluation", "eval_command"),
-    ("train", "roboreward.train", "train_command"),
-    ("build", "roboreward.build", "build_command"),
-]
-
 
 @app.command("version")
 def version() -> None:
@@ -36,8 +25,35 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for _name, _module, _func in COMMANDS:
-    app.command(_name)(getattr(importlib.import_module(_module), _func))
+# ---- build (dataset stage) ----------------------------------------------------------------------------------
+from roboreward.build import build_command  # noqa: E402
+
+app.command("build")(build_command)
+# ---- end build ----------------------------------------------------------------------------------------------
+
+# ---- train (training stage) ---------------------------------------------------------------------------------
+from roboreward.train import train_command  # noqa: E402
+
+app.command("train")(train_command)
+# ---- end train ----------------------------------------------------------------------------------------------
+
+# ---- score (scoring stage) ----------------------------------------------------------------------------------
+from roboreward.scoring import score_command  # noqa: E402
+
+app.command("score")(score_command)
+# ---- end score ----------------------------------------------------------------------------------------------
+
+# ---- eval (evaluation stage) --------------------------------------------------------------------------------
+from roboreward.evaluation import eval_command  # noqa: E402
+
+app.command("eval")(eval_command)
+# ---- end eval -----------------------------------------------------------------------------------------------
+
+# ---- demo (demo stage) --------------------------------------------------------------------------------------
+from roboreward.demo import demo_command  # noqa: E402
+
+app.command("demo")(demo_command)
+# ---- end demo -----------------------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":  # pragma: no cover
