@@ -162,7 +162,7 @@ def rlds_episode_features(n: int, instruction: str, seed: int, *, cameras=("imag
 
 def make_rlds(root: Path, name: str, episodes: list[tuple[int, str]], *, shards: int = 1, seed: int = 0) -> Path:
     """A TFDS RLDS export ``<root>/<name>/1.0.0/<name>-train.tfrecord-0000k-of-0000n`` (+ dataset_info.json)."""
-    from roboreward.sources import encode_example, write_tfrecord
+    from rlds_helpers import encode_example, write_tfrecord
 
     d = root / name / "1.0.0"
     d.mkdir(parents=True, exist_ok=True)

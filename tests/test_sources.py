@@ -16,11 +16,12 @@ from build_helpers import (
     mean_color,
     rlds_episode_features,
 )
+from rlds_helpers import encode_example, write_tfrecord
 
 from roboreward import sources
-from roboreward.clip import DEFAULT_CLIPS, clip_file_name, clip_frames, clip_length, parse_clips
+from roboreward.dataset.clip import DEFAULT_CLIPS, clip_file_name, clip_frames, clip_length, parse_clips
+from roboreward.dataset.split import allocate, assign_splits, check_no_leakage, parse_fractions
 from roboreward.sources import EpisodeRef, ReaderOptions, SourceError, list_source, load_episode
-from roboreward.split import allocate, assign_splits, check_no_leakage, parse_fractions
 
 # ------------------------------------------------------------------------------------------------ LeRobot
 
@@ -77,7 +78,7 @@ def test_tfrecord_codec_matches_reference_protobuf(tmp_path):
 
     feats = rlds_episode_features(4, "open the top drawer", seed=3)
     feats["steps/int_neg"] = [-3, 0, 2**40]
-    ours = sources.encode_example(feats)
+    ours = encode_example(feats)
     ref = example_pb2.Example.FromString(ours)
     assert list(ref.features.feature["steps/int_neg"].int64_list.value) == [-3, 0, 2**40]
     assert ref.features.feature["steps/language_instruction"].bytes_list.value[0] == b"open the top drawer"
@@ -123,8 +124,6 @@ def test_rlds_reader(tmp_path):
 
 
 def test_rlds_bad_episodes(tmp_path):
-    from roboreward.sources import encode_example, write_tfrecord
-
     good = rlds_episode_features(3, "fold cloth", 1)
     no_text = rlds_episode_features(3, "", 2)
     broken = dict(good, **{"steps/observation/image": [b"\x89PNG\r\n\x1a\nnot really a png"] * 3})
@@ -273,7 +272,7 @@ def test_clip_mapping_and_names():
 
 
 def test_encode_prefixes_one_pass(tmp_path):
-    from roboreward.clip import encode_prefixes
+    from roboreward.dataset.clip import encode_prefixes
     from roboreward.video import VideoDecodeError, probe, read_all_frames, write_video
 
     src = write_video(tmp_path / "ep.mp4", episode_frames(30, 4, h=64, w=128), 10)
@@ -300,7 +299,7 @@ def test_rlds_array_record_files(tmp_path):
     d.mkdir(parents=True)
     writer = ArrayRecordWriter(str(d / "viola-train.array_record-00000-of-00001"), "group_size:1")
     for i, text in enumerate(["open the oven", "place the bowl"]):
-        writer.write(sources.encode_example(rlds_episode_features(3 + i, text, seed=i)))
+        writer.write(encode_example(rlds_episode_features(3 + i, text, seed=i)))
     writer.close()
     refs = list(list_source(f"rlds:{tmp_path}"))
     assert [r.id for r in refs] == ["viola_train_000000", "viola_train_000001"]
