@@ -2,7 +2,7 @@
 
     python benchmarks/bench_metric.py [--models 50] [--instances 100000] [--subsets 23] [--repeats 3]
 
-``vectorised`` is :func:`roboreward.metrics.win_rates` (instance win rate by counting each error level per
+``vectorised`` is :func:`roboreward.evaluation.metrics.win_rates` (instance win rate by counting each error level per
 instance, HELM subset win rate from the (M, S) per-subset MAE matrix). ``pair-loop`` loops over the M x (M-1)
 ordered model pairs in Python, each comparison vectorised over instances with numpy (the usual way to write it);
 ``python-loop`` is the plain double loop over pairs and instances, timed on a slice and extrapolated.
@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_section, markdown_table  # noqa: E402
 
-from roboreward import metrics  # noqa: E402
+from roboreward.evaluation import metrics  # noqa: E402
 
 
 def pair_loop_win_rates(errors: np.ndarray, subsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,9 @@ typer.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -44,9 +47,62 @@ app.command("score")(score_command)
 # ---- end score ----------------------------------------------------------------------------------------------
 
 # ---- eval (evaluation stage) --------------------------------------------------------------------------------
-from roboreward.evaluation import eval_command  # noqa: E402
+from roboreward.dataset import DEFAULT_REPO  # noqa: E402
 
-app.command("eval")(eval_command)
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[
+        list[str],
+        typer.Option("--model", "-m", help="repo id / folder / tiny / openai:<model>@<url>; name=spec names it"),
+    ],
+    split: Annotated[str, typer.Option(help="split to score")] = "test",
+    dataset: Annotated[str, typer.Option(help="built dataset folder or Hub dataset repo")] = DEFAULT_REPO,
+    out: Annotated[Path, typer.Option(help="results folder (predictions, leaderboard)")] = Path("eval_results"),
+    limit: Annotated[int | None, typer.Option(help="score only the first N examples")] = None,
+    fps: Annotated[float | None, typer.Option(help="frames per second sampled (default 2)")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="most frames per video (default 8)")] = None,
+    num_frames: Annotated[int | None, typer.Option(help="exact frames per video (overrides --fps)")] = None,
+    batch_size: Annotated[int, typer.Option(help="examples per scoring call")] = 8,
+) -> None:
+    """Score a split with one or more reward models; write resumable predictions and a leaderboard."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from roboreward.dataset import DatasetFormatError
+    from roboreward.evaluation import EvaluationError, evaluate_models
+    from roboreward.evaluation.leaderboard import fmt
+
+    try:
+        result = evaluate_models(
+            model,
+            dataset=dataset,
+            split=split,
+            out_dir=out,
+            limit=limit,
+            fps=fps,
+            max_frames=max_frames,
+            num_frames=num_frames,
+            batch_size=batch_size,
+        )
+    except (EvaluationError, DatasetFormatError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    console = Console()
+    table = Table(title=f"{dataset} / {split}")
+    shown = ("model", "macro_mae", "mae", "accuracy", "subset_win_rate", "parse_failures", "n")
+    for key in shown:
+        table.add_column(key, justify="left" if key == "model" else "right")
+    for row in result.leaderboard:
+        table.add_row(*(fmt(row.get(k)) for k in shown))
+    console.print(table)
+    for run in result.runs:
+        msg = f"{run.name}: scored {run.scored}, reused {run.reused}, failed {run.failed} ({run.seconds:.1f} s)"
+        if run.failed:
+            msg += f" — see {run.predictions_path.with_name(run.predictions_path.stem + '.errors.jsonl')}"
+        console.print(msg)
+    console.print(f"wrote {', '.join(str(f) for f in result.files)}")
+
 # ---- end eval -----------------------------------------------------------------------------------------------
 
 # ---- demo (demo stage) --------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import make_frames
 
-from roboreward import metrics
-from roboreward.evaluation import EvaluationError, evaluate_models, read_predictions
+from roboreward.evaluation import EvaluationError, evaluate_models, metrics, read_predictions
 from roboreward.types import RewardOutput
 from roboreward.video import VideoDecodeError, write_video
 
@@ -177,7 +176,7 @@ def test_scorer_that_keeps_failing_stops_with_clear_error(dataset, tmp_path):
 
 
 def _rows_keys(dataset):
-    from roboreward.dataset_io import read_split
+    from roboreward.dataset import read_split
     from roboreward.evaluation import example_keys
 
     rows = read_split(dataset, "test")
@@ -232,7 +231,7 @@ def test_runner_on_the_bundled_sample_dataset(tmp_path, tiny_qwen3_vl, tiny_qwen
     from typer.testing import CliRunner
 
     from roboreward.cli import app
-    from roboreward.dataset_io import read_split
+    from roboreward.dataset import read_split
 
     built = tmp_path / "sample"
     result = CliRunner().invoke(app, ["build", "--source", "sample", "--out", str(built)])

@@ -16,7 +16,7 @@ from conftest import make_frames
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from roboreward import metrics
+from roboreward.evaluation import metrics
 from roboreward.rubric import parse_answer, reward_prompt
 from roboreward.video import VideoDecodeError, probe, read_video, write_video
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roboreward import metrics
+from roboreward.evaluation import metrics
 
 METRIC_DIR = Path(__file__).resolve().parents[1] / "eval_metric" / "roboreward_metric"
 

@@ -196,7 +196,7 @@ def test_tiny_recipe_trains_selects_by_mae_and_saves(trained, dataset):
 
 def test_best_checkpoint_reloads_and_scores_like_training_eval(trained, dataset):
     """The saved model, scored through the public API with the run's sampling, reproduces the eval MAE."""
-    from roboreward.metrics import mae
+    from roboreward.evaluation.metrics import mae
     from roboreward.scoring import RewardModel
 
     info = json.loads((trained / "run_info.json").read_text())

@@ -1,4 +1,4 @@
-"""RoboRewardBench metric for 🤗 ``evaluate``: a thin wrapper over :mod:`roboreward.metrics` (plain numpy).
+"""RoboRewardBench metric for 🤗 ``evaluate``: a thin wrapper over :mod:`roboreward.evaluation.metrics` (plain numpy).
 
     import evaluate
     metric = evaluate.load("eval_metric/roboreward_metric")
@@ -10,7 +10,7 @@ One import per line below: ``evaluate`` checks a metric module's imports line by
 import datasets
 import evaluate
 
-from roboreward import metrics
+from roboreward.evaluation import metrics
 
 _CITATION = """\
 @misc{roboreward2026,
@@ -54,10 +54,10 @@ Examples:
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class RoborewardMetric(evaluate.Metric):
-    """RoboRewardBench metrics (see roboreward.metrics)."""
+    """RoboRewardBench metrics (see roboreward.evaluation.metrics)."""
 
     def _info(self):
-        # floats, so that NaN / 2.5 reach roboreward.metrics and get its clear errors instead of an Arrow cast
+        # floats, so that NaN / 2.5 reach roboreward.evaluation.metrics and get its clear errors, not an Arrow cast
         score = datasets.Value("float64")
         return evaluate.MetricInfo(
             description=_DESCRIPTION,

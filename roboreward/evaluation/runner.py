@@ -1,0 +1,319 @@
+"""Benchmark runner: score a split with several reward models, keep resumable predictions, write a leaderboard.
+
+    roboreward eval --split test --model teetone/RoboReward-4B --model openai:gpt-5-mini@https://... --out results
+
+Output folder::
+
+    <out>/predictions/<model>.jsonl          one row per scored example (appended and flushed per batch)
+    <out>/predictions/<model>.settings.json  what produced them: model, fps, max_frames, ... (checked on resume)
+    <out>/predictions/<model>.errors.jsonl   examples that failed (bad video, API down): retried on the next run
+    <out>/leaderboard.md / .csv / .json      metrics per model (macro MAE first) and per-subset MAE
+    <out>/leaderboard.png                    bar charts of MAE / macro MAE and win rates
+    <out>/confusion_<model>.png              one confusion matrix per model
+
+An interrupted run (Ctrl-C, kill, a crashing scorer) re-run with the same arguments scores only the examples
+that have no prediction yet; a truncated last line from a kill is dropped. The leaderboard compares models on
+the examples that every model has a prediction for (``n`` in the table); ``missing`` counts the others.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roboreward.dataset import DEFAULT_REPO, read_split, resolve_dataset
+from roboreward.evaluation.results import ResultsFile, SettingsMismatchError, read_jsonl_rows
+from roboreward.sampling import SAMPLING_KEYS, FrameSampling
+from roboreward.types import Example, Scorer
+
+
+class EvaluationError(RuntimeError):
+    """A run that cannot go on (settings changed under existing predictions, a scorer that keeps failing)."""
+
+
+def model_slug(name: str) -> str:
+    """A file-name-safe form of a model name or spec."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
+    return slug[-120:] or "model"
+
+
+def parse_model_arg(arg: str) -> tuple[str, str]:
+    """``"name=spec"`` -> (name, spec); a bare spec is its own name (``"tiny"``, ``"teetone/RoboReward-4B"``)."""
+    name, sep, spec = arg.partition("=")
+    if sep and name and re.fullmatch(r"[A-Za-z0-9._ -]+", name) and spec:
+        return name.strip(), spec.strip()
+    return arg, arg
+
+
+def example_keys(rows: Sequence[Example]) -> list[str]:
+    """A stable key per example: ``file_name`` + ``task`` (a video appears with several instructions),
+    with ``#k`` for repeated pairs."""
+    seen: dict[str, int] = {}
+    keys = []
+    for r in rows:
+        base = f"{r.file_name}::{r.task}"
+        k = seen.get(base, 0)
+        seen[base] = k + 1
+        keys.append(base if k == 0 else f"{base}#{k}")
+    return keys
+
+
+def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    """Rows of a predictions jsonl by key (unreadable lines are skipped: a kill can truncate the last one)."""
+    return read_jsonl_rows(Path(path))
+
+
+def _check_settings(results: ResultsFile, settings: dict[str, Any], has_predictions: bool) -> None:
+    """Refuse to mix predictions made with different frame sampling; write the settings file."""
+    try:
+        results.check_settings(settings, SAMPLING_KEYS, has_rows=has_predictions)
+    except SettingsMismatchError as exc:
+        raise EvaluationError(str(exc)) from None
+
+
+# -------------------------------------------------------------------------------------------------- the runner
+
+
+@dataclass
+class ModelRun:
+    """What happened for one model in a run."""
+
+    name: str
+    predictions_path: Path
+    scored: int = 0
+    reused: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    """Where a run wrote, what happened per model, and the leaderboard rows."""
+
+    out_dir: Path
+    runs: list[ModelRun]
+    leaderboard: list[dict[str, Any]]
+    files: list[Path]
+
+
+def _settings_for(scorer: Any, requested: dict[str, Any]) -> dict[str, Any]:
+    from roboreward.scoring import scorer_settings
+
+    s = scorer_settings(scorer)
+    for k in SAMPLING_KEYS:
+        s.setdefault(k, requested.get(k))
+    return s
+
+
+def _score_chunk(scorer: Scorer, rows: Sequence[Example], chunk: Sequence[int], name: str) -> list[Any]:
+    """Outputs (or the exception raised) for each row of ``chunk``; a failing batch is retried one by one."""
+    try:
+        outs: list[Any] = list(scorer.score_batch([rows[i].video_path for i in chunk], [rows[i].task for i in chunk]))
+        if len(outs) != len(chunk):
+            raise EvaluationError(f"{name}: score_batch returned {len(outs)} outputs for {len(chunk)} inputs")
+        return outs
+    except (EvaluationError, KeyboardInterrupt):
+        raise
+    except Exception:  # isolate the bad example(s): score this batch one by one
+        outs = []
+        for i in chunk:
+            try:
+                outs.append(scorer.score(rows[i].video_path, rows[i].task))
+            except Exception as exc:
+                outs.append(exc)
+        return outs
+
+
+def score_split(
+    scorer: Scorer,
+    rows: Sequence[Example],
+    keys: Sequence[str],
+    path: Path,
+    *,
+    batch_size: int = 8,
+    settings: dict[str, Any] | None = None,
+    max_consecutive_failures: int = 20,
+    show_progress: bool = True,
+) -> ModelRun:
+    """Score the rows that ``path`` does not hold yet, appending each finished batch (resumable)."""
+    from tqdm.auto import tqdm
+
+    from roboreward.video import VideoDecodeError
+
+    name = getattr(scorer, "name", "model")
+    settings = settings or {}
+    results = ResultsFile(path)
+    done = results.open_for_append()
+    todo = [i for i, k in enumerate(keys) if k not in done]
+    run = ModelRun(name=name, predictions_path=results.path, reused=len(keys) - len(todo), settings=settings)
+    error_rows: list[dict[str, Any]] = []
+    consecutive = 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=f"scoring {name}", unit="ex", disable=not show_progress or not todo)
+    sampling = {k: settings.get(k) for k in SAMPLING_KEYS}
+
+    def record(i: int, out: Any) -> dict[str, Any]:
+        r = rows[i]
+        return {
+            "key": keys[i],
+            "file_name": r.file_name,
+            "task": r.task,
+            "subset": r.subset,
+            "reward": r.reward,
+            "score": out.score if out.parsed else None,
+            "probs": out.probs,
+            "expected": out.expected,
+            "parsed": out.parsed,
+            "raw_text": out.raw_text,
+            "model": name,
+            **sampling,
+        }
+
+    try:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            good, bad = [], []
+            for i, out in zip(chunk, _score_chunk(scorer, rows, chunk, name), strict=True):
+                if isinstance(out, BaseException):
+                    kind = "video" if isinstance(out, VideoDecodeError) else "scorer"
+                    bad.append({"key": keys[i], "file_name": rows[i].file_name, "error": f"{out}", "kind": kind})
+                else:
+                    good.append(record(i, out))
+            results.append(good)
+            run.scored += len(good)
+            run.failed += len(bad)
+            error_rows.extend(bad)
+            consecutive = 0 if good else consecutive + len(bad)
+            bar.update(len(chunk))
+            if consecutive >= max_consecutive_failures:
+                raise EvaluationError(
+                    f"{name}: {consecutive} examples in a row failed (last: {bad[-1]['error']}); stopping this model. "
+                    f"Finished predictions are kept in {path}; re-run to resume."
+                )
+    finally:
+        bar.close()
+        run.seconds = time.perf_counter() - t0
+        # this run's failures replace the previous list (earlier failures were retried above)
+        results.write_errors(error_rows, keys=keys)
+    return run
+
+
+def _release(scorer: Any) -> None:
+    import gc
+
+    close = getattr(scorer, "close", None)
+    if callable(close):
+        close()
+    del scorer
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def evaluate_models(
+    models: Sequence[str | Scorer],
+    *,
+    dataset: str | os.PathLike = DEFAULT_REPO,
+    split: str = "test",
+    out_dir: str | os.PathLike = "eval_results",
+    limit: int | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    num_frames: int | None = None,
+    batch_size: int = 8,
+    scorer_kwargs: dict[str, Any] | None = None,
+    scorer_factory: Callable[[str], Scorer] | None = None,
+    show_progress: bool = True,
+) -> EvalResult:
+    """Score ``split`` of ``dataset`` with every model and write predictions + leaderboard under ``out_dir``.
+
+    ``models`` are specs for :func:`roboreward.scoring.load_scorer` (``"name=spec"`` names one) or scorer
+    objects. A model whose predictions are complete is not even loaded. ``fps`` / ``max_frames`` /
+    ``num_frames`` (default: :class:`~roboreward.sampling.FrameSampling`'s) go to every loaded scorer and into
+    every results file.
+    """
+    from roboreward import scoring
+    from roboreward.evaluation.leaderboard import leaderboard_from_files, write_leaderboard
+
+    if not models:
+        raise ValueError("give at least one model")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    try:
+        root = resolve_dataset(dataset, splits=(split,))
+    except Exception as exc:  # offline, unknown repo, no access: say what was looked for
+        if Path(dataset).exists():
+            raise
+        raise EvaluationError(
+            f"{dataset}: not a local folder, and downloading it from the Hub failed ({type(exc).__name__}: {exc})"
+        ) from None
+    rows = read_split(root, split, limit=limit)
+    if not rows:
+        raise EvaluationError(f"{root}: split {split!r} has no examples")
+    keys = example_keys(rows)
+    out = Path(out_dir)
+    pred_dir = out / "predictions"
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    # a --max-frames below the default minimum lowers the minimum with it (as the scorers always clamped)
+    min_frames = min(max_frames, FrameSampling.min_frames) if max_frames else None
+    sampling = FrameSampling.from_options(fps=fps, max_frames=max_frames, num_frames=num_frames, min_frames=min_frames)
+    requested = {k: v for k, v in sampling.as_dict().items() if k != "min_frames"}
+    load_kwargs: dict[str, Any] = {"sampling": sampling, **(scorer_kwargs or {})}
+
+    runs: list[ModelRun] = []
+    names: list[str] = []
+    for model in models:
+        if isinstance(model, str):
+            name, spec = parse_model_arg(model)
+        else:
+            name, spec = getattr(model, "name", type(model).__name__), None
+        if model_slug(name) in {model_slug(n) for n in names}:
+            raise ValueError(f"model name {name!r} given twice (name them: --model name=spec)")
+        names.append(name)
+        results = ResultsFile(pred_dir / f"{model_slug(name)}.jsonl")
+        existing = results.read()
+        old = results.read_settings()
+        if spec is not None and all(k in existing for k in keys) and old is not None:
+            _check_settings(results, {**old, **requested, "min_frames": old.get("min_frames")}, True)
+            runs.append(ModelRun(name, results.path, reused=len(keys), settings=old))
+            continue
+        if spec is not None:
+            kwargs = dict(load_kwargs)
+            if not spec.startswith("openai:"):
+                kwargs.setdefault("batch_size", batch_size)
+            scorer = scorer_factory(spec) if scorer_factory else scoring.load_scorer(spec, **kwargs)
+            scorer.name = name
+        else:
+            scorer = model  # type: ignore[assignment]
+        settings = {"name": name, "spec": spec, **_settings_for(scorer, requested), "dataset": str(dataset)}
+        settings["split"] = split
+        _check_settings(results, settings, bool(existing))
+        try:
+            runs.append(
+                score_split(
+                    scorer,
+                    rows,
+                    keys,
+                    results.path,
+                    batch_size=batch_size,
+                    settings=settings,
+                    show_progress=show_progress,
+                )
+            )
+        finally:
+            if spec is not None:
+                _release(scorer)
+    board = leaderboard_from_files(rows, keys, [(r.name, r.predictions_path, r.settings) for r in runs])
+    files = write_leaderboard(out, board, rows, split=split, dataset=str(dataset))
+    return EvalResult(out_dir=out, runs=runs, leaderboard=board, files=files)
