@@ -41,9 +41,68 @@ app.command("train")(train_command)
 # ---- end train ----------------------------------------------------------------------------------------------
 
 # ---- score (scoring stage) ----------------------------------------------------------------------------------
-from roboreward.scoring import score_command  # noqa: E402
+from roboreward.sampling import FrameSampling  # noqa: E402
+from roboreward.scoring.common import DEFAULT_MODEL  # noqa: E402
 
-app.command("score")(score_command)
+_SAMPLING = FrameSampling()
+_MODEL_HELP = f'A Hub repo id or local folder, "tiny", or "openai:<model>@<base_url>" [default: {DEFAULT_MODEL}].'
+
+
+@app.command("score")
+def score(
+    video: Annotated[Path, typer.Argument(help="The video file to score.")],
+    instruction: Annotated[str, typer.Argument(help="The task the video is judged against.")],
+    model: Annotated[str | None, typer.Option(help=_MODEL_HELP, show_default=False)] = None,
+    fps: Annotated[
+        float | None, typer.Option(help=f"Frames sampled per second of video [default: {_SAMPLING.fps}].")
+    ] = None,
+    max_frames: Annotated[
+        int | None, typer.Option(help=f"At most this many frames [default: {_SAMPLING.max_frames}].")
+    ] = None,
+    min_frames: Annotated[
+        int | None, typer.Option(help=f"At least this many frames [default: {_SAMPLING.min_frames}].")
+    ] = None,
+    num_frames: Annotated[int | None, typer.Option(help="Exactly this many frames (overrides --fps).")] = None,
+    curve: Annotated[int, typer.Option(help="Also score this many growing prefixes (progress curve).")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="with --curve: save the progress curve as a PNG here")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Score a VIDEO against an INSTRUCTION: score 1-5, the distribution over 1..5 and expected progress.
+
+    --model is a Hub repo id / local folder, "tiny", or "openai:<model>@<base_url>". --curve N also scores
+    N growing prefixes (dense progress curve with VOC).
+    """
+    import json
+
+    from roboreward.scoring import ApiError, load_scorer, progress_curve, scorer_settings
+    from roboreward.scoring.report import print_score
+    from roboreward.video import VideoDecodeError
+
+    if not video.is_file():
+        typer.echo(f"error: {video}: no such video file", err=True)
+        raise typer.Exit(1)
+    try:
+        sampling = FrameSampling.from_options(
+            fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames
+        )
+        scorer = load_scorer(model, sampling=sampling)
+        out = scorer.score(video, instruction)
+        pc = progress_curve(scorer, video, instruction, curve) if curve > 0 else None
+    except (VideoDecodeError, ValueError, ApiError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    result = {"video": str(video), "instruction": instruction, **out.to_dict(), "progress": out.progress}
+    result["settings"] = scorer_settings(scorer)
+    if pc is not None:
+        result["curve"] = pc.to_dict()
+        if plot is not None:
+            result["plot"] = str(pc.plot(plot, title=f"{scorer.name}: {instruction} (VOC {pc.voc:.2f})"))
+    if json_output:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_score(scorer.name, instruction, out, pc)
+
+
 # ---- end score ----------------------------------------------------------------------------------------------
 
 # ---- eval (evaluation stage) --------------------------------------------------------------------------------

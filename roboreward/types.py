@@ -78,10 +78,14 @@ class RewardOutput:
     parsed: bool = True
 
     @property
+    def value(self) -> float:
+        """E[score] when the scorer gave one, else the score: the one scalar reward of an output."""
+        return float(self.expected) if self.expected is not None else float(self.score)
+
+    @property
     def progress(self) -> float:
-        """Expected progress rescaled to [0, 1] ((E[score] - 1) / 4; falls back to the score)."""
-        value = self.expected if self.expected is not None else float(self.score)
-        return (value - 1.0) / 4.0
+        """Expected progress rescaled to [0, 1] ((:attr:`value` - 1) / 4)."""
+        return (self.value - 1.0) / 4.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,21 +32,21 @@ def tiny_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_qwen3_vl(tiny_cache) -> Path:
-    from roboreward.tiny import build_tiny_model
+    from roboreward.scoring.tiny import build_tiny_model
 
     return build_tiny_model(tiny_cache / "qwen3_vl", "qwen3_vl")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2_5_vl(tiny_cache) -> Path:
-    from roboreward.tiny import build_tiny_model
+    from roboreward.scoring.tiny import build_tiny_model
 
     return build_tiny_model(tiny_cache / "qwen2_5_vl", "qwen2_5_vl")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen3(tiny_cache) -> Path:
-    from roboreward.tiny import build_tiny_model
+    from roboreward.scoring.tiny import build_tiny_model
 
     return build_tiny_model(tiny_cache / "qwen3", "qwen3")
 

@@ -194,8 +194,8 @@ def test_pyav_fallback_seeks_to_the_same_frames_as_torchcodec(tmp_path, monkeypa
 def test_video_processor_gets_metadata_and_the_reference_pixel_cap(family):
     """Frames are already sampled (no resampling), timing comes from the video, and the per-frame pixel cap of
     the reference Qwen pipeline is asked for explicitly (transformers' legacy resize otherwise, with a warning)."""
-    from roboreward import vlm
-    from roboreward.tiny import tiny_processor
+    from roboreward.scoring import vlm
+    from roboreward.scoring.tiny import tiny_processor
 
     sampled = read_video(make_frames(10, 48, 64), num_frames=4)
     kwargs = vlm.video_kwargs(family, [sampled], tiny_processor(family))

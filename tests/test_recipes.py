@@ -42,8 +42,8 @@ def test_recipe_parses(recipe):
 def test_real_recipe_settings(recipe):
     from transformers import AutoModelForImageTextToText
 
-    from roboreward.tiny import tiny_config
-    from roboreward.vlm import BASE_MODELS
+    from roboreward.scoring.tiny import tiny_config
+    from roboreward.scoring.vlm import BASE_MODELS
 
     script, training, model = parse_args(["--config", str(recipe), "--use_cpu", "true"])
     repo, family = EXPECTED[recipe.parts[-3]]
@@ -89,7 +89,7 @@ def _tiny_module_names(family):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from roboreward.tiny import tiny_config
+    from roboreward.scoring.tiny import tiny_config
 
     with torch.device("meta"):
         m = AutoModelForImageTextToText.from_config(tiny_config(family))

@@ -50,7 +50,7 @@ def _manual_probs(rm: RewardModel, video, instruction: str) -> np.ndarray:
     """Full forward (all positions' logits), softmax over "1".."5" at the last position."""
     import torch
 
-    from roboreward import vlm
+    from roboreward.scoring import vlm
 
     batch = vlm.encode(rm.processor, rm.family, [vlm.prompt_text(rm.processor, instruction)], [rm.sample(video)])
     with torch.no_grad():
@@ -86,12 +86,13 @@ def test_very_short_videos_are_padded(models, tmp_path, family, n_frames):
         out = rm.score(video, "close the drawer")
         assert math.isclose(sum(out.probs), 1.0, abs_tol=1e-6)
     assert len(rm.sample(path).frames) >= rm.min_frames
-    rm.num_frames, rm.min_frames = n_frames, 1  # an odd or single-frame clip reaches the processor as is
+    saved = rm.sampling
+    rm.sampling = saved.replace(num_frames=n_frames, min_frames=1)  # an odd or single-frame clip reaches it as is
     try:
         assert len(rm.sample(path).frames) == n_frames
         assert math.isclose(sum(rm.score(path, "close the drawer").probs), 1.0, abs_tol=1e-6)
     finally:
-        rm.num_frames, rm.min_frames = None, TINY_KW["min_frames"]
+        rm.sampling = saved
 
 
 def test_reward_model_bad_input(models, tmp_path):
@@ -150,7 +151,7 @@ def test_progress_curve_generic_scorer(videos):
 
 
 def test_progress_curve_decodes_a_bounded_proxy_of_long_videos(videos, monkeypatch):
-    import roboreward.scoring as S
+    import roboreward.scoring.curve as S
 
     monkeypatch.setattr(S, "CURVE_MAX_FRAMES", 5)  # a 20-frame, 2 s video stands in for a long one
     fake = _FrameCounter()

@@ -96,7 +96,7 @@ def test_the_static_check_catches_what_it_looks_for():
 def test_trust_remote_code_is_off_unless_asked():
     from roboreward.lm import TransformersLM
     from roboreward.scoring import RewardModel
-    from roboreward.vlm import load_model
+    from roboreward.scoring.vlm import load_model
 
     for fn in (load_model, RewardModel.__init__, TransformersLM.__init__):
         assert inspect.signature(fn).parameters["trust_remote_code"].default is False, fn.__qualname__
@@ -127,7 +127,7 @@ def _as_pickle_checkpoint(src: Path, dst: Path) -> Path:
 
 
 def test_vlm_weights_load_from_safetensors_only(tiny_qwen3_vl, tmp_path):
-    from roboreward.vlm import load_model
+    from roboreward.scoring.vlm import load_model
 
     assert list(tiny_qwen3_vl.glob("*.safetensors")) and not list(tiny_qwen3_vl.glob("*.bin"))
     pickled = _as_pickle_checkpoint(tiny_qwen3_vl, tmp_path / "pickled")

@@ -34,7 +34,7 @@ def tiny_model(tmp_path_factory, monkeypatch_module):
     """Point the tiny: model cache at a per-module folder."""
     cache = tmp_path_factory.mktemp("rr-cache")
     monkeypatch_module.setenv("ROBOREWARD_CACHE", str(cache))
-    from roboreward.tiny import tiny_model_dir
+    from roboreward.scoring.tiny import tiny_model_dir
 
     return tiny_model_dir("qwen3_vl")
 
@@ -56,7 +56,7 @@ def trained(dataset, tiny_model, tmp_path_factory) -> Path:
 
 
 def _collator(tiny_qwen3_vl, **kw):
-    from roboreward.vlm import load_model, model_family
+    from roboreward.scoring.vlm import load_model, model_family
 
     model, processor = load_model(tiny_qwen3_vl)
     return model, RewardCollator(processor, model_family(model.config), SAMPLING, **kw)
