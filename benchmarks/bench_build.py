@@ -72,7 +72,7 @@ def make_source(root: Path, n: int, layout: str) -> None:
 
 def run_one(source: Path, out: Path, workers: int, shard_size: int) -> dict:
     """Build in this process (called in a fresh subprocess); returns timing and peak RSS of it and its workers."""
-    from roboreward.build import build_dataset
+    from roboreward.dataset import build_dataset
 
     t0 = time.perf_counter()
     summary = build_dataset([f"lerobot:{source}"], out, workers=workers, shard_size=shard_size, show_progress=False)

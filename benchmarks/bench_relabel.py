@@ -25,7 +25,7 @@ from conftest import make_frames  # noqa: E402
 from openai_server import ChatServer  # noqa: E402
 from relabel_helpers import World  # noqa: E402
 
-from roboreward.build import build_dataset, relabel_fingerprint  # noqa: E402
+from roboreward.dataset import build_dataset, relabel_fingerprint  # noqa: E402
 from roboreward.relabel import make_relabeler  # noqa: E402
 from roboreward.types import Episode  # noqa: E402
 from roboreward.video import read_video, write_video  # noqa: E402

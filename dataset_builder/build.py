@@ -6,9 +6,9 @@ python dataset_builder/build.py --source lerobot:/data/droid --source roboarena:
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from roboreward.build import build_command
+from roboreward.cli import app
 
 if __name__ == "__main__":
-    typer.run(build_command)
+    app(["build", *sys.argv[1:]])

@@ -29,9 +29,134 @@ def version() -> None:
 
 
 # ---- build (dataset stage) ----------------------------------------------------------------------------------
-from roboreward.build import build_command  # noqa: E402
+@app.command("build")
+def build_command(
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            "-s",
+            metavar="SPEC",
+            help="sample | lerobot:PATH | rlds:PATH | roboarena:PATH | released:PATH (repeatable; default sample)",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("roboreward_dataset"),
+    seed: Annotated[int, typer.Option("--seed", help="seed for sampling and splitting")] = 0,
+    episodes_per_source: Annotated[
+        int | None,
+        typer.Option("--episodes-per-source", help="sample N episodes uniformly per sub-dataset (default: all)"),
+    ] = None,
+    clip_fractions: Annotated[
+        str, typer.Option("--clip-fractions", help="FRACTION:LABEL,... temporal clips of successes, or 'none'")
+    ] = "0.1:1,0.3:2,0.5:3,0.7:4",
+    split_fractions: Annotated[str, typer.Option("--split-fractions", help="train,validation,test")] = "0.8,0.1,0.1",
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="shards in parallel (processes; threads with --relabel)")
+    ] = 1,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            "--camera",
+            help="camera to use (LeRobot key or name, RLDS observation key, "
+            "RoboArena left_shoulder/right_shoulder/wrist)",
+        ),
+    ] = None,
+    progress_bins: Annotated[
+        str, typer.Option("--progress-bins", help="four 0-100 edges mapping RoboArena progress to 1-5")
+    ] = "20,40,60,80",
+    shard_size: Annotated[int, typer.Option("--shard-size", help="episodes per resumable shard")] = 8,
+    relabel: Annotated[
+        bool, typer.Option("--relabel/--no-relabel", help="LM instruction cleaning + counterfactuals")
+    ] = False,
+    backend: Annotated[str, typer.Option("--backend", help="transformers | openai")] = "transformers",
+    text_model: Annotated[str | None, typer.Option("--text-model")] = None,
+    video_model: Annotated[str | None, typer.Option("--video-model")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="OPENAI_API_KEY")] = None,
+    paraphrases: Annotated[int, typer.Option("--paraphrases", help="paraphrases per instruction (relabel)")] = 0,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", help="LM retries per stage (unparseable output, a 'no' from the validator)")
+    ] = 3,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="parallel requests per episode (openai backend)")
+    ] = 4,
+    label_check: Annotated[
+        bool,
+        typer.Option(
+            "--label-check/--no-label-check", help="ask the VLM to score each relabeled row (kept in label_check)"
+        ),
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds per LM request (openai backend)")] = 120.0,
+) -> None:
+    """Build a RoboReward dataset (videofolder layout + card) from robot-video sources; resumable."""
+    from rich.console import Console
+    from rich.table import Table
 
-app.command("build")(build_command)
+    from roboreward.dataset import REPORT, build_dataset, relabel_fingerprint
+
+    errors = Console(stderr=True)
+    relabeler = relabel_config = None
+    try:
+        bins = tuple(float(x) for x in progress_bins.split(","))
+        if relabel:
+            from roboreward.relabel import make_relabeler
+
+            relabel_config = relabel_fingerprint(
+                backend, text_model, video_model, paraphrases, max_retries, label_check
+            )
+            relabeler = make_relabeler(
+                backend,
+                text_model=text_model,
+                video_model=video_model,
+                base_url=base_url,
+                api_key=api_key,
+                paraphrases=paraphrases,
+                max_retries=max_retries,
+                concurrency=concurrency,
+                label_check=label_check,
+                timeout=timeout,
+                cache_dir=Path(out) / ".cache" / "lm",
+            )
+        summary = build_dataset(
+            source or ["sample"],
+            out,
+            seed=seed,
+            episodes_per_source=episodes_per_source,
+            clip_fractions=clip_fractions,
+            split_fractions=split_fractions,
+            camera=camera,
+            progress_bins=bins,
+            workers=workers,
+            shard_size=shard_size,
+            relabeler=relabeler,
+            relabel_config=relabel_config,
+        )
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted: finished shards are kept; re-run the same command to resume[/]")
+        raise typer.Exit(130) from None
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console = Console()  # the summary is the command's output: stdout
+    table = Table(title=f"RoboReward dataset in {summary.out}")
+    for col in ("split", "examples", "episodes", "by kind", "by reward"):
+        table.add_column(col)
+    for split, c in summary.report["splits"].items():
+        table.add_row(
+            split,
+            str(c["examples"]),
+            str(c["episodes"]),
+            ", ".join(f"{k} {v}" for k, v in c["by_kind"].items()),
+            ", ".join(f"{k}:{v}" for k, v in c["by_reward"].items()),
+        )
+    console.print(table)
+    console.print(
+        f"{summary.episodes_built} episodes built, {summary.episodes_skipped} skipped "
+        f"(see {summary.out / REPORT}); {summary.shards_reused}/{summary.shards_total} shards reused; "
+        f"{summary.seconds:.1f} s"
+    )
+
+
 # ---- end build ----------------------------------------------------------------------------------------------
 
 # ---- train (training stage) ---------------------------------------------------------------------------------

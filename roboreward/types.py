@@ -37,11 +37,14 @@ class Episode:
 
 @dataclass
 class Example:
-    """One row of a RoboReward split (``<split>/metadata.jsonl``).
+    """One row of a RoboReward split (``<split>/metadata.jsonl``): the one row type of the package.
 
     ``file_name`` is relative to the split folder and its first part names the source subset, e.g.
     ``robo_arena/<...>.mp4``; ``task`` is the instruction and ``reward`` the 1-5 label, as in the public
-    release ``teetone/RoboReward``. The other fields are our extra columns.
+    release ``teetone/RoboReward``. The fields up to ``label_check`` are the columns we write (:data:`COLUMNS`);
+    ``extra`` keeps any other column a dataset has (the release's ``gpt5_mini_check``) and ``video_path`` the
+    video resolved inside the split folder when the row was read from disk
+    (:func:`roboreward.dataset.read_split`). Neither is written by :meth:`to_row`.
     """
 
     file_name: str
@@ -56,10 +59,55 @@ class Example:
     failure_mode: str | None = None
     validator_answer: str | None = None
     label_check: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    video_path: Path | None = field(default=None, compare=False)
 
     def to_row(self) -> dict[str, Any]:
-        """The JSON row written to metadata.jsonl (stable key order)."""
-        return asdict(self)
+        """The JSON row written to metadata.jsonl: our columns in :data:`COLUMNS` order."""
+        return {c: getattr(self, c) for c in COLUMNS}
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Every column of the row: :meth:`to_row` followed by ``extra``."""
+        return {**self.to_row(), **self.extra}
+
+    @property
+    def subset(self) -> str:
+        """The source subset named by the first path part of ``file_name`` (``default`` for a bare name)."""
+        parts = Path(self.file_name).parts
+        return parts[0] if len(parts) > 1 else "default"
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], *, video_path: Path | None = None, where: str = "row") -> Example:
+        """An example from a metadata.jsonl row (``reward`` already checked to be 1..5 by the caller or not).
+
+        Missing optional columns get their defaults; string columns accept scalars (an int ``episode_id``
+        becomes ``"3"``); a list or dict where a column wants a scalar raises ``ValueError`` naming ``where``.
+        Columns we do not know go to ``extra`` as they are.
+        """
+        values: dict[str, Any] = {}
+        for name in COLUMNS:
+            if name not in row or row[name] is None:
+                continue
+            value = row[name]
+            if isinstance(value, dict | list | tuple):
+                raise ValueError(f"{where}: {name} must be a scalar, got {type(value).__name__}")
+            if name == "reward":
+                values[name] = value
+            elif name == "clip_fraction":
+                try:
+                    values[name] = float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{where}: clip_fraction must be a number, got {str(value)[:80]!r}") from None
+            else:
+                values[name] = value if isinstance(value, str) else str(value)
+        extra = {k: v for k, v in row.items() if k not in _COLUMN_SET}
+        return cls(**values, extra=extra, video_path=video_path)
+
+
+#: Columns of metadata.jsonl, in order (the released three first).
+COLUMNS: tuple[str, ...] = tuple(f for f in Example.__dataclass_fields__ if f not in ("extra", "video_path"))
+_COLUMN_SET = frozenset(COLUMNS)
 
 
 @dataclass

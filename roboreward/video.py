@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from roboreward.atomic import atomic_path
 from roboreward.types import VideoInput
 
 
@@ -354,33 +355,14 @@ def write_video(
         raise VideoDecodeError(f"frames too small to encode: {arr.shape[1]}x{arr.shape[2]}")
     arr = arr[:, :h, :w]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=".tmp-")
-    os.close(fd)
-    try:
-        from fractions import Fraction
-
-        with av.open(tmp, mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
-            stream.codec_context.options = {"threads": "1"}
-            for frame in arr:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.codec_context.options = {"threads": "1"}
+        for frame in arr:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
-
-
-def clip_video(path: str | Path, out: str | Path, fraction: float) -> Path:
-    """Write the first ``fraction`` of a video (at least one frame) to ``out``."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"clip fraction {fraction!r} is outside (0, 1]")
-    frames, fps = read_all_frames(path)
-    keep = max(1, int(round(len(frames) * fraction)))
-    return write_video(out, frames[:keep], fps)

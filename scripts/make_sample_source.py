@@ -219,9 +219,11 @@ def write_lerobot(root: Path, n_per_task: int) -> None:
     }
     (root / "meta" / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     # as LeRobot v3 does: encode each episode on its own, then concatenate the encodes by stream copy
+    import sys
     import tempfile
 
-    from roboreward.build import concat_mp4
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from build_helpers import concat_mp4  # test helper: what LeRobot v3's writer does
 
     for key, chunks in video_frames.items():
         with tempfile.TemporaryDirectory() as tmp:

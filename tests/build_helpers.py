@@ -5,14 +5,49 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from roboreward.build import concat_mp4
 from roboreward.video import write_video
 
 FPS = 10
+
+
+def concat_mp4(parts: Sequence[Path], dst: Path) -> list[tuple[float, float]]:
+    """Concatenate same-codec mp4s by stream copy (what LeRobot v3 does); returns each part's [t0, t1) in seconds."""
+    import av
+
+    spans: list[tuple[float, float]] = []
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(dst), mode="w", format="mp4") as out:
+        ost = None
+        offset = 0  # in the output time base
+        for part in parts:
+            with av.open(str(part)) as inp:
+                st = inp.streams.video[0]
+                if ost is None:
+                    ost = out.add_stream_from_template(st)
+                    out_tb = st.time_base
+                rate = st.average_rate or st.guessed_rate
+                frame = int(round(1 / (rate * out_tb)))  # one frame in time-base units
+                n = 0
+                first = None
+                for pkt in inp.demux(st):
+                    if pkt.pts is None or pkt.size == 0:
+                        continue
+                    if first is None:
+                        first = pkt.pts
+                    pkt.pts = pkt.pts - first + offset
+                    if pkt.dts is not None:
+                        pkt.dts = pkt.dts - first + offset
+                    pkt.stream = ost
+                    out.mux(pkt)
+                    n += 1
+                spans.append((float(offset * out_tb), float((offset + n * frame) * out_tb)))
+                offset += n * frame
+    return spans
 
 
 def episode_frames(n: int, seed: int, h: int = 48, w: int = 128) -> np.ndarray:

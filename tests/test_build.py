@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from build_helpers import make_lerobot_v3, make_roboarena
 
-from roboreward.build import MANIFEST, REPORT, build_dataset
-from roboreward.dataset_io import available_splits, read_split
-from roboreward.split import check_no_leakage
+from roboreward.dataset import MANIFEST, REPORT, available_splits, build_dataset, read_split
+from roboreward.dataset.split import check_no_leakage
 from roboreward.types import Example, RelabelResult
 
 
@@ -136,7 +135,7 @@ def test_assembly_streams_the_manifest_in_row_groups(mixed_source, tmp_path, mon
     """Assembly holds one shard and one manifest row group at a time; small row groups give the same rows."""
     import pyarrow.parquet as pq
 
-    from roboreward import build as build_mod
+    import roboreward.dataset.assemble as build_mod
 
     specs = _mixed_specs(mixed_source)
     build_dataset(specs, tmp_path / "one", seed=7, show_progress=False)
@@ -359,7 +358,7 @@ def test_relabel_threads_stop_at_the_next_episode_on_ctrl_c(mixed_source, tmp_pa
 def test_lerobot_v3_segments_are_remuxed_when_exact(tmp_path, monkeypatch, concat):
     import numpy as np
 
-    from roboreward import build as build_mod
+    import roboreward.dataset.episode as build_mod
     from roboreward.sources import list_source, load_episode
     from roboreward.video import read_all_frames
 
@@ -367,8 +366,8 @@ def test_lerobot_v3_segments_are_remuxed_when_exact(tmp_path, monkeypatch, conca
         tmp_path / "src" / "ds", [9, 12, 7], ["a", "b", "c"], cameras=("observation.images.cam",), concat=concat
     )
     encodes: list[Path] = []
-    real_encode = build_mod._encode
-    monkeypatch.setattr(build_mod, "_encode", lambda p, f, fps: (encodes.append(p), real_encode(p, f, fps)))
+    real_encode = build_mod.encode
+    monkeypatch.setattr(build_mod, "encode", lambda p, f, fps: (encodes.append(p), real_encode(p, f, fps)))
     build_dataset(
         [f"lerobot:{src}"], tmp_path / "out", clip_fractions="none", split_fractions="1,0,0", show_progress=False
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import make_frames
 
-from roboreward.dataset_io import DatasetFormatError, read_split, safe_join, subset_of
+from roboreward.dataset import DatasetFormatError, read_split, safe_join, subset_of
 from roboreward.rubric import answer_text, check_score, parse_answer, progress_to_label, reward_prompt
 from roboreward.video import VideoDecodeError, probe, read_video, sample_indices, write_video
 

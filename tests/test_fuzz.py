@@ -113,8 +113,7 @@ def test_frame_arrays_of_any_shape(t, h, w, c, tmp_path_factory):
 )
 def test_builder_on_fuzzed_rows_builds_the_good_and_reports_the_bad(cases, mp4_bytes, tmp_path_factory):
     """A released-layout source whose videos are good, noise, truncated or empty, with any instruction."""
-    from roboreward.build import build_dataset
-    from roboreward.dataset_io import available_splits, read_split
+    from roboreward.dataset import available_splits, build_dataset, read_split
 
     assume(all(t.strip() for _, t, _ in cases))  # an empty task is a DatasetFormatError of the whole split
     root = tmp_path_factory.mktemp("src")

@@ -30,8 +30,7 @@ from conftest import make_frames
 from openai_server import ChatServer, chat_response
 from relabel_helpers import World, prompt_of
 
-from roboreward.build import MANIFEST, build_dataset, relabel_fingerprint
-from roboreward.dataset_io import available_splits, read_split
+from roboreward.dataset import MANIFEST, available_splits, build_dataset, read_split, relabel_fingerprint
 from roboreward.relabel import make_relabeler
 from roboreward.video import write_video
 
@@ -283,8 +282,7 @@ def test_eval_sigkill_resume_same_predictions_no_rescoring(eval_dataset, tmp_pat
 
 def test_concurrent_batch_stores_each_answer_as_it_arrives(tmp_path):
     """A kill in the middle of a concurrent batch must not lose the answers that already came back."""
-    from roboreward.cache import LMCache
-    from roboreward.lm import CachedLM, LMRequest, OpenAIChatLM
+    from roboreward.relabel import CachedLM, LMCache, LMRequest, OpenAIChatLM
 
     release = threading.Event()
 

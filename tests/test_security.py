@@ -18,7 +18,7 @@ import pytest
 from build_helpers import make_lerobot_v21, make_roboarena
 from conftest import make_frames
 
-from roboreward.dataset_io import DatasetFormatError, read_split, safe_join
+from roboreward.dataset import DatasetFormatError, read_split, safe_join
 from roboreward.video import write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ def test_build_and_eval_refuse_an_escaping_row(tmp_path):
 
 
 def test_lerobot_video_path_template_cannot_leave_the_dataset(tmp_path):
-    from roboreward.build import build_dataset
+    from roboreward.dataset import build_dataset
 
     root = make_lerobot_v21(tmp_path / "src" / "ds", [6], ["wave"])
     outside = tmp_path / "private"
@@ -251,7 +251,7 @@ def test_lerobot_video_path_template_cannot_leave_the_dataset(tmp_path):
 def test_roboarena_policy_name_cannot_leave_the_session(tmp_path):
     import yaml
 
-    from roboreward.build import build_dataset
+    from roboreward.dataset import build_dataset
 
     root = make_roboarena(tmp_path / "arena", [{"a": 1.0, "b": 1.0}], frames=6)
     sdir = root / "evaluation_sessions" / "session_000"

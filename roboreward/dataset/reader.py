@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from roboreward.rubric import check_score
+from roboreward.types import Example
 
 DEFAULT_REPO = "teetone/RoboReward"
 REQUIRED_COLUMNS: tuple[str, ...] = ("file_name", "task", "reward")
@@ -35,21 +36,9 @@ class DatasetFormatError(ValueError):
     """A dataset row or folder that does not follow the layout (the message names file, line and field)."""
 
 
-@dataclass(frozen=True)
-class Row:
-    """One example with its video resolved to an absolute path inside the split folder."""
-
-    video_path: Path
-    task: str
-    reward: int
-    subset: str
-    data: dict[str, Any]
-
-
 def subset_of(file_name: str) -> str:
-    """The source subset named by the first path part of ``file_name``."""
-    parts = Path(file_name).parts
-    return parts[0] if len(parts) > 1 else "default"
+    """The source subset named by the first path part of ``file_name`` (:attr:`Example.subset`)."""
+    return Example(file_name=file_name, task="", reward=1).subset
 
 
 def safe_join(root: Path, relative: str, *, where: str = "file_name") -> Path:
@@ -117,7 +106,7 @@ def available_splits(root: str | os.PathLike) -> list[str]:
     return out
 
 
-def iter_metadata(path: Path):
+def iter_metadata(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, row) of a metadata.jsonl, with a clear error on malformed JSON."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -134,11 +123,12 @@ def iter_metadata(path: Path):
 
 def read_split(
     root: str | os.PathLike, split: str = "test", *, check_files: bool = True, limit: int | None = None
-) -> list[Row]:
-    """All rows of ``split``, validated: required columns, reward in 1..5, video inside the split folder."""
+) -> list[Example]:
+    """All rows of ``split`` as :class:`~roboreward.types.Example` (``video_path`` set), validated: required
+    columns, reward in 1..5, scalar column values, video inside the split folder."""
     sdir = split_dir(Path(root), split)
     meta = sdir / "metadata.jsonl"
-    rows: list[Row] = []
+    rows: list[Example] = []
     for lineno, row in iter_metadata(meta):
         where = f"{meta}:{lineno}"
         missing = [c for c in REQUIRED_COLUMNS if c not in row]
@@ -154,7 +144,10 @@ def read_split(
         video = safe_join(sdir, row["file_name"], where=f"{where}: file_name")
         if check_files and not video.is_file():
             raise DatasetFormatError(f"{where}: file_name {row['file_name']!r} not found under {sdir}")
-        rows.append(Row(video_path=video, task=task, reward=reward, subset=subset_of(row["file_name"]), data=row))
+        try:
+            rows.append(Example.from_row({**row, "reward": reward}, video_path=video, where=where))
+        except ValueError as exc:
+            raise DatasetFormatError(str(exc)) from None
         if limit is not None and len(rows) >= limit:
             break
     return rows

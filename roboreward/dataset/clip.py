@@ -11,14 +11,14 @@ A clip keeps ``max(1, round(fraction * frames))`` frames. Clipped files are name
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from roboreward.atomic import atomic_path
 from roboreward.rubric import check_score
 
 #: (fraction of the episode kept, label) pairs.
@@ -100,10 +100,9 @@ def encode_prefixes(src: str | Path, outputs: Sequence[tuple[int, str | Path]], 
     if not outputs:
         return 0
     targets = [(int(n), Path(p)) for n, p in outputs]
-    tmps: list[str] = []
     count = 0
     try:
-        with av.open(str(src)) as inp:
+        with contextlib.ExitStack() as files, av.open(str(src)) as inp:
             if not inp.streams.video:
                 raise VideoDecodeError(f"{src}: no video stream")
             st = inp.streams.video[0]
@@ -113,12 +112,8 @@ def encode_prefixes(src: str | Path, outputs: Sequence[tuple[int, str | Path]], 
             if width % 2 or height % 2:
                 raise OddFrameSizeError(f"{src}: H.264 4:2:0 needs even frame sizes, got {width}x{height}")
             writers = []
-            for _, path in targets:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=".tmp-")
-                os.close(fd)
-                tmps.append(tmp)
-                container = av.open(tmp, mode="w", format="mp4")
+            for _, path in targets:  # each temp file is renamed to its path when the stack closes without error
+                container = av.open(str(files.enter_context(atomic_path(path))), mode="w", format="mp4")
                 stream = container.add_stream("libx264", rate=rate)
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.codec_context.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
@@ -136,17 +131,10 @@ def encode_prefixes(src: str | Path, outputs: Sequence[tuple[int, str | Path]], 
                 for packet in stream.encode():
                     container.mux(packet)
                 container.close()
-        if count == 0:
-            raise VideoDecodeError(f"{src}: video has no frames")
-        for (_, path), tmp in zip(targets, tmps, strict=True):
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            if count == 0:
+                raise VideoDecodeError(f"{src}: video has no frames")
     except (VideoDecodeError, OddFrameSizeError):
         raise
     except Exception as exc:
         raise VideoDecodeError(f"{src}: cannot decode video ({type(exc).__name__}: {exc})") from None
-    finally:
-        for tmp in tmps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return count

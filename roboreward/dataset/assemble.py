@@ -1,0 +1,163 @@
+"""Assembly: the shards' results into ``<split>/metadata.jsonl``, ``build_manifest.parquet`` and the card.
+
+Idempotent, and streams over the shard files (two passes), so memory stays flat however many episodes the build
+has; files no row names (a previous plan's, a killed build's temp files) are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from roboreward.atomic import atomic_open, atomic_write_text
+from roboreward.dataset.card import FEATURES, dataset_card
+from roboreward.dataset.media import sha256_file
+from roboreward.dataset.plan import BUILD_DIR, FORMAT_VERSION, MANIFEST
+from roboreward.dataset.reader import SPLITS
+from roboreward.dataset.split import check_no_leakage
+from roboreward.types import COLUMNS
+
+#: build_manifest.parquet: where each row is, what it says (the card's features but the video), the video's hash.
+MANIFEST_SCHEMA = [
+    ("split", "string"),
+    ("row", "int64"),
+    ("file_name", "string"),
+    *[f for f in FEATURES if f[0] != "video"],
+    ("video_sha256", "string"),
+    ("video_bytes", "int64"),
+]
+
+
+#: Manifest rows per parquet row group (and per buffer flush while assembling).
+MANIFEST_ROW_GROUP = 8_192
+
+
+class _SplitCounts:
+    """Per-split counts gathered row by row (examples, episodes, by source/kind/reward)."""
+
+    def __init__(self) -> None:
+        self.examples = 0
+        self.episodes: set[str] = set()
+        self.source: Counter = Counter()
+        self.kind: Counter = Counter()
+        self.reward: Counter = Counter()
+
+    def add(self, row: dict) -> None:
+        self.examples += 1
+        self.episodes.add(row["episode_id"])
+        self.source[row["source"]] += 1
+        self.kind[row["kind"]] += 1
+        self.reward[int(row["reward"])] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "episodes": len(self.episodes),
+            "by_source": dict(sorted(self.source.items())),
+            "by_kind": dict(sorted(self.kind.items())),
+            "by_reward": {str(k): v for k, v in sorted(self.reward.items())},
+        }
+
+
+def _shard_results(shard_files: Sequence[Path]) -> Iterator[dict]:
+    """The shards' result files in plan order, one in memory at a time."""
+    for p in shard_files:
+        yield json.loads(p.read_text(encoding="utf-8"))
+
+
+def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed: int) -> dict:
+    """Write metadata.jsonl per split, the manifest, the card; remove files no row names. Idempotent.
+
+    Streams over the shard files (two passes), so memory stays flat however many episodes the build has.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # pass 1: leakage check, counts, the files each split names, report material
+    counts = {s: _SplitCounts() for s in SPLITS}
+    named: dict[str, set[str]] = {s: set() for s in SPLITS}
+    skipped: list[dict] = []
+    notes: list[dict] = []
+    calls = built = 0
+    for res in _shard_results(shard_files):
+        for ep in res["episodes"]:
+            split = ep["split"]
+            built += 1
+            for r in ep["rows"]:
+                counts[split].add(r)
+                named[split].add(r["file_name"])
+        skipped += res["skipped"]
+        notes += res["notes"]
+        calls += res.get("calls", 0)
+    check_no_leakage((split, e) for split in SPLITS for e in sorted(counts[split].episodes))
+
+    # pass 2, split by split: stale files go, metadata.jsonl and the manifest are written row by row
+    schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in MANIFEST_SCHEMA])
+    buffer: dict[str, list] = {name: [] for name, _ in MANIFEST_SCHEMA}
+    with atomic_open(out / MANIFEST) as manifest, pq.ParquetWriter(manifest, schema, compression="zstd") as writer:
+
+        def flush() -> None:
+            if buffer["split"]:
+                writer.write_table(pa.Table.from_pydict(buffer, schema=schema))
+                for column in buffer.values():
+                    column.clear()
+
+        for split in SPLITS:
+            sdir = out / split
+            if not counts[split].examples:
+                if sdir.is_dir():
+                    shutil.rmtree(sdir)
+                continue
+            meta = sdir / "metadata.jsonl"
+            for p in sorted(sdir.rglob("*")):
+                if p.is_file() and p != meta and p.relative_to(sdir).as_posix() not in named[split]:
+                    p.unlink()  # stale files of a previous plan, temp files of a killed build
+            i = 0
+            with atomic_open(meta, "w", encoding="utf-8") as fh:
+                for res in _shard_results(shard_files):
+                    for ep in res["episodes"]:
+                        if ep["split"] != split:
+                            continue
+                        hashes: dict[str, tuple[str, int]] = {}  # an episode's rows share its videos
+                        for r in ep["rows"]:
+                            values = {c: r.get(c) for c in COLUMNS}
+                            fh.write(json.dumps(values, ensure_ascii=False) + "\n")
+                            fn = r["file_name"]
+                            if fn not in hashes:
+                                path = sdir / fn
+                                hashes[fn] = (sha256_file(path), path.stat().st_size)
+                            row = {"split": split, "row": i, **values}
+                            row["video_sha256"], row["video_bytes"] = hashes[fn]
+                            for name, _ in MANIFEST_SCHEMA:
+                                buffer[name].append(row[name])
+                            i += 1
+                            if len(buffer["split"]) >= MANIFEST_ROW_GROUP:
+                                flush()
+        flush()
+        if not any(c.examples for c in counts.values()):
+            writer.write_table(schema.empty_table())
+    # shard files of other plans are stale
+    live = {p.name for p in shard_files}
+    for p in (out / BUILD_DIR / "shards").glob("*"):
+        if p.name not in live:
+            p.unlink()
+
+    report: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "config": fingerprint,
+        "episodes": {
+            "built": built,
+            "skipped": len(skipped),
+            "skipped_by_source": dict(sorted(Counter(s["source"] for s in skipped).items())),
+            "skipped_by_field": dict(sorted(Counter(s["field"] for s in skipped).items())),
+        },
+        "splits": {split: c.as_dict() for split, c in counts.items() if c.examples},
+        "skipped": skipped,
+        "relabel": {"lm_calls": calls, "notes": notes},
+    }
+    atomic_write_text(out / "README.md", dataset_card(report))
+    return report

@@ -1,0 +1,193 @@
+"""Build a RoboReward dataset in the released, Hub-native layout (datasets' ``videofolder`` convention).
+
+Pipeline: list episodes from the sources -> sample per sub-dataset -> split by episode group
+(:mod:`~roboreward.dataset.plan`) -> process shards (:mod:`~roboreward.dataset.shards`: load + validate an
+episode, copy or encode its video, cut temporal clips, optional LM relabeling, in
+:mod:`~roboreward.dataset.episode`) -> assemble (:mod:`~roboreward.dataset.assemble`)::
+
+    <out>/README.md                     dataset card: YAML configs/features + counts per split/source/kind/label
+    <out>/<split>/metadata.jsonl        file_name, task, reward + our columns (roboreward.types.Example)
+    <out>/<split>/<source>/<...>.mp4    videos (clips: <episode>_attempt_<n>_score_<1-4>.mp4)
+    <out>/build_manifest.parquet        one row per example with the video's sha256 (an index of the build)
+    <out>/build_report.json             counts, skipped episodes with their errors, relabel notes, timing
+    <out>/.build/                       shard results and done markers (resume state; not part of the dataset)
+
+Shards are written atomically (temp file + rename); a shard's result file is its done marker, so a killed build
+re-run with the same arguments redoes only unfinished shards, and the final assembly is idempotent. Rows of a
+relabeled episode (counterfactual / paraphrase) reuse the episode's video file: datasets 5.x ``videofolder``
+reads metadata row by row, so several rows may name the same mp4.
+
+Publish the folder with the Hub client (no uploader here)::
+
+    hf upload <user>/<name> <out> . --repo-type dataset --exclude ".build/*" --exclude ".cache/*"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roboreward.atomic import atomic_write_text
+from roboreward.dataset.assemble import assemble
+from roboreward.dataset.clip import parse_clips
+from roboreward.dataset.episode import Relabeler
+from roboreward.dataset.plan import (
+    BUILD_DIR,
+    FORMAT_VERSION,
+    REPORT,
+    cut_shards,
+    fingerprint_hash,
+    options_dict,
+    plan_episodes,
+    resolve_sources,
+    shard_path,
+)
+from roboreward.dataset.shards import run_shards
+from roboreward.dataset.split import parse_fractions
+from roboreward.sources import ReaderOptions
+
+
+@dataclass
+class BuildSummary:
+    """What :func:`build_dataset` did."""
+
+    out: Path
+    counts: dict[str, int]
+    episodes_planned: int
+    episodes_built: int
+    episodes_skipped: int
+    shards_total: int
+    shards_reused: int
+    seconds: float
+    report: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def episodes_per_s(self) -> float:
+        done = self.episodes_planned if self.shards_reused < self.shards_total else 0
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not (out / BUILD_DIR).is_dir():
+        raise FileExistsError(f"--out {out} is not empty and is not a RoboReward build folder (no {BUILD_DIR}/)")
+
+
+def relabel_fingerprint(
+    backend: str,
+    text_model: str | None,
+    video_model: str | None,
+    paraphrases: int,
+    max_retries: int = 3,
+    label_check: bool = False,
+) -> dict:
+    """What decides the relabel results (not where the server runs, nor how many requests fly at once): the
+    ``relabel_config`` the CLI passes to :func:`build_dataset`, part of the resume key."""
+    return {
+        "backend": backend,
+        "text_model": text_model,
+        "video_model": video_model,
+        "paraphrases": paraphrases,
+        "max_retries": max_retries,
+        "label_check": label_check,
+    }
+
+
+def build_dataset(
+    sources: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    episodes_per_source: int | None = None,
+    clip_fractions: str | Sequence | None = None,
+    split_fractions: str | Sequence[float] | None = None,
+    camera: str | None = None,
+    progress_bins: Sequence[float] = (20, 40, 60, 80),
+    workers: int = 1,
+    shard_size: int = 8,
+    relabeler: Relabeler | None = None,
+    relabel_config: dict | None = None,
+    show_progress: bool = True,
+) -> BuildSummary:
+    """Build (or resume building) a dataset from ``sources`` into ``out``; returns a :class:`BuildSummary`.
+
+    ``sources``: ``"sample"`` or ``"<reader>:<path>"`` with reader in lerobot | rlds | roboarena | released.
+    ``clip_fractions``: e.g. ``"0.1:1,0.3:2,0.5:3,0.7:4"`` (the default) or ``"none"``.
+    ``split_fractions``: train, validation, test (default 0.8, 0.1, 0.1), split by episode group.
+    ``relabeler``: a callable ``(episode, video_path) -> RelabelResult`` (see :mod:`roboreward.relabel`);
+    ``relabel_config`` identifies it in the build fingerprint (so changing it rebuilds the shards).
+    ``workers``: shards in parallel: processes without a relabeler, threads of this process with one (episodes
+    then wait on the LM concurrently; the output is the same for any ``workers``).
+    """
+    t_start = time.perf_counter()
+    out = Path(out)
+    _check_out_dir(out)
+    clips = [list(c) for c in parse_clips(clip_fractions)]
+    fractions = parse_fractions(split_fractions)
+    options = ReaderOptions(camera=camera, progress_bins=tuple(float(b) for b in progress_bins))
+    from roboreward.rubric import progress_to_label
+
+    progress_to_label(50, options.progress_bins)  # validates the bins early
+    if shard_size < 1:
+        raise ValueError("shard_size must be >= 1")
+    specs = resolve_sources(sources)
+    if not specs:
+        raise ValueError("give at least one source")
+
+    # 1. list, sample, split
+    plan = plan_episodes(specs, options, episodes_per_source=episodes_per_source, fractions=fractions, seed=seed)
+
+    fingerprint = {
+        "format": FORMAT_VERSION,
+        "sources": specs,
+        "seed": seed,
+        "episodes_per_source": episodes_per_source,
+        "clips": clips,
+        "split_fractions": list(fractions),
+        "options": options_dict(options),
+        "shard_size": shard_size,
+        "relabel": relabel_config if relabeler is not None else None,
+    }
+    fp = fingerprint_hash(fingerprint)
+    (out / BUILD_DIR / "shards").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / BUILD_DIR / "plan.json", json.dumps({"fingerprint": fp, **fingerprint}, indent=2) + "\n")
+    tasks = cut_shards(plan, out, fp=fp, shard_size=shard_size, options=options, clips=clips)
+    pending = [t for t in tasks if not shard_path(out, t.index, t.key).is_file()]
+    reused = len(tasks) - len(pending)
+
+    # 2. shards
+    run_shards(
+        pending,
+        relabeler,
+        workers,
+        show_progress,
+        reused_episodes=sum(len(t.items) for t in tasks) - sum(len(t.items) for t in pending),
+    )
+
+    # 3. assemble
+    report = assemble(out, [shard_path(out, t.index, t.key) for t in tasks], fingerprint=fingerprint, seed=seed)
+    seconds = time.perf_counter() - t_start
+    report["timing"] = {
+        "seconds": round(seconds, 3),
+        "shards_reused": reused,
+        "shards_total": len(tasks),
+        "workers": workers,
+    }
+    atomic_write_text(out / REPORT, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return BuildSummary(
+        out=out,
+        counts={s: report["splits"][s]["examples"] for s in report["splits"]},
+        episodes_planned=len(plan),
+        episodes_built=report["episodes"]["built"],
+        episodes_skipped=report["episodes"]["skipped"],
+        shards_total=len(tasks),
+        shards_reused=reused,
+        seconds=seconds,
+        report=report,
+    )
