@@ -25,13 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from roboreward.rl import (
-    EpisodeReward,
-    RewardWrapper,
-    agreement,
-    lighten_mujoco_rendering,
-    setup_headless_mujoco,
-)
+from roboreward.evaluation.agreement import agreement
+from roboreward.rl import EpisodeReward, RewardWrapper, lighten_mujoco_rendering, setup_headless_mujoco
 
 #: Instructions for a few Meta-World tasks (any other task needs --instruction).
 INSTRUCTIONS = {

@@ -290,9 +290,41 @@ def eval_command(
 # ---- end eval -----------------------------------------------------------------------------------------------
 
 # ---- demo (demo stage) --------------------------------------------------------------------------------------
-from roboreward.demo import demo_command  # noqa: E402
+from roboreward.demo import ENV_EXAMPLES, ENV_MODEL, OFFLINE_MODEL, Limits  # noqa: E402
 
-app.command("demo")(demo_command)
+
+@app.command("demo")
+def demo(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Hub repo id, local folder, 'tiny' or 'openai:<model>@<url>' (default ${ENV_MODEL}, else "
+            f"{DEFAULT_MODEL}; '{OFFLINE_MODEL}' when HF_HUB_OFFLINE=1)."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: 7860 or the next free one).")] = None,
+    examples: Annotated[
+        Path | None, typer.Option(help=f"A dataset in the released layout to take examples from (${ENV_EXAMPLES}).")
+    ] = None,
+    max_file_mb: Annotated[float, typer.Option(help="Upload size limit.")] = Limits.max_file_mb,
+    max_duration_s: Annotated[float, typer.Option(help="Video duration limit.")] = Limits.max_duration_s,
+    concurrency: Annotated[int, typer.Option(help="Scoring jobs run at once (the rest queue).")] = 1,
+    curve_points: Annotated[int, typer.Option(help="Default number of progress-curve points (0 = off).")] = 8,
+) -> None:
+    """Serve the Gradio demo: upload a robot video, type the instruction, get the 1-5 reward."""
+    from roboreward.demo import serve
+
+    serve(
+        model,
+        examples=examples,
+        limits=Limits(max_file_mb=max_file_mb, max_duration_s=max_duration_s),
+        host=host,
+        port=port,
+        concurrency=concurrency,
+        curve_points=curve_points,
+    )
+
 # ---- end demo -----------------------------------------------------------------------------------------------
 
 

@@ -14,18 +14,18 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from roboreward.evaluation.agreement import agreement
 from roboreward.rl import (
     EpisodeReward,
     RewardScoringError,
     RewardWrapper,
-    agreement,
     episode_reward_value,
     lighten_mujoco_rendering,
     setup_headless_mujoco,
 )
 from roboreward.types import RewardOutput
 
-# At collection, before anything imports mujoco: with MUJOCO_GL=osmesa, triton must load first (see rl.py).
+# At collection, before anything imports mujoco: with MUJOCO_GL=osmesa, triton must load first (see rl/mujoco.py).
 setup_headless_mujoco()
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "metaworld_reward.py"
