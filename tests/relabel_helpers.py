@@ -1,7 +1,7 @@
 """A scripted "world" answering the relabeling prompts like a well-behaved LM would, with knobs for failures.
 
 It recognises each stage by its prompt (the files in roboreward/prompts), so the same script drives the
-in-process :class:`~roboreward.lm.ScriptedLM` and the real local HTTP server (:mod:`openai_server`).
+in-process :class:`ScriptedLM` and the real local HTTP server (:mod:`openai_server`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,31 @@ import json
 import re
 import threading
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
+
+from roboreward.relabel import LM, LMRequest
+
+
+@dataclass
+class ScriptedLM(LM):
+    """A backend answering from a Python function ``reply(request) -> str`` (tests, dry runs, debugging).
+
+    ``requests`` records every request it answered.
+    """
+
+    reply: Any
+    name: str = "scripted"
+    supports_video: bool = True
+    requests: list[LMRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def generate(self, request: LMRequest) -> str:
+        with self._lock:
+            self.requests.append(request)
+        return str(self.reply(request))
 
 
 def prompt_of(req: dict) -> str:

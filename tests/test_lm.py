@@ -12,9 +12,18 @@ import numpy as np
 import pytest
 from conftest import make_frames
 from openai_server import ChatServer, InFlight
+from relabel_helpers import ScriptedLM
 
-from roboreward.cache import LMCache, content_key, hash_frames
-from roboreward.lm import CachedLM, LMError, LMRequest, OpenAIChatLM, ScriptedLM, TransformersLM
+from roboreward.relabel import (
+    CachedLM,
+    LMCache,
+    LMError,
+    LMRequest,
+    OpenAIChatLM,
+    TransformersLM,
+    content_key,
+    hash_frames,
+)
 from roboreward.video import read_video
 
 
@@ -63,7 +72,7 @@ def test_cached_lm_asks_a_request_in_flight_in_another_thread_once(tmp_path):
     the other threads wait for its answer; a failed call reaches the waiters as a failure, and is retried later."""
     import time as _time
 
-    from roboreward.lm import LM
+    from roboreward.relabel import LM
 
     class SlowLM(LM):
         name = "slow"

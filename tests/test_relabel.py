@@ -15,13 +15,14 @@ import jsonschema
 import pytest
 from conftest import make_frames
 from openai_server import ChatServer, InFlight
-from relabel_helpers import World, examples_as_rows, prompt_of
+from relabel_helpers import ScriptedLM, World, examples_as_rows, prompt_of
 
-from roboreward.cache import LMCache
-from roboreward.lm import LMError, ScriptedLM, TransformersLM
 from roboreward.relabel import (
     BadAnswer,
+    LMCache,
+    LMError,
     Relabeler,
+    TransformersLM,
     extract_json,
     make_relabeler,
     parse_modes,

@@ -257,7 +257,7 @@ def test_api_scorer_retries_and_errors(videos):
 
 def test_api_scorer_video_url_mode(videos):
     with ChatServer(lambda req: "ANSWER: 5") as server:
-        api = ApiScorer(model="m", base_url=server.base_url, video_mode="video", logprobs=False, **TINY_KW)
+        api = ApiScorer(model="m", base_url=server.base_url, video_mode="video_url", logprobs=False, **TINY_KW)
         assert api.score(videos[1], "x").score == 5
         content = server.requests[0]["messages"][0]["content"]
     assert content[0]["type"] == "video_url" and content[0]["video_url"]["url"].startswith("data:video/mp4;base64,")

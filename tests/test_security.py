@@ -94,7 +94,7 @@ def test_the_static_check_catches_what_it_looks_for():
 
 
 def test_trust_remote_code_is_off_unless_asked():
-    from roboreward.lm import TransformersLM
+    from roboreward.relabel import TransformersLM
     from roboreward.scoring import RewardModel
     from roboreward.scoring.vlm import load_model
 
@@ -136,7 +136,7 @@ def test_vlm_weights_load_from_safetensors_only(tiny_qwen3_vl, tmp_path):
 
 
 def test_text_lm_weights_load_from_safetensors_only(tiny_qwen3, tmp_path):
-    from roboreward.lm import LMError, LMRequest, TransformersLM
+    from roboreward.relabel import LMError, LMRequest, TransformersLM
 
     pickled = _as_pickle_checkpoint(tiny_qwen3, tmp_path / "pickled")
     lm = TransformersLM(str(pickled))

@@ -1,4 +1,5 @@
-"""OpenAI-compatible API scorer: any ``/chat/completions`` server (vLLM, proprietary APIs).
+"""OpenAI-compatible API scorer: any ``/chat/completions`` server (vLLM, proprietary APIs), on the one
+:class:`~roboreward.chat_client.ChatClient`.
 
 It parses the ``ANSWER: <n>`` text (HELM style) and, when the server returns ``top_logprobs`` (vLLM does),
 reads the same distribution over 1..5 as the local scorer from the score token after ``ANSWER:``.
@@ -6,27 +7,19 @@ reads the same distribution over 1..5 as the local scorer from the score token a
 
 from __future__ import annotations
 
-import base64
-import io
 import math
-import os
-import random
 import re
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from roboreward.chat_client import ChatClient, ChatError, chat_body, check_video_mode, video_parts
 from roboreward.rubric import SCORES, parse_answer, reward_prompt
-from roboreward.sampling import DEFAULT_FPS, DEFAULT_MAX_FRAMES, DEFAULT_MIN_FRAMES
+from roboreward.sampling import DEFAULT_FPS, DEFAULT_MAX_FRAMES, DEFAULT_MIN_FRAMES, FrameSampling
 from roboreward.scoring.common import output_from_probs, sample_video
 from roboreward.types import RewardOutput, VideoInput
-from roboreward.video import SampledVideo
 
 
 class ApiError(RuntimeError):
@@ -75,36 +68,18 @@ def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | 
     return [float(x) for x in mass / mass.sum()]
 
 
-def _jpeg_data_uri(frame: np.ndarray, quality: int = 90) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(frame)).save(buf, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _mp4_data_uri(sampled: SampledVideo) -> str:
-    import tempfile
-
-    from roboreward.video import write_video
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_video(Path(tmp) / "clip.mp4", sampled.frames, fps=max(sampled.sampled_fps, 1.0))
-        data = path.read_bytes()
-    return "data:video/mp4;base64," + base64.b64encode(data).decode()
-
-
 @dataclass
 class ApiScorer:
     """Score with a VLM behind an OpenAI-compatible ``/chat/completions`` endpoint.
 
-    Frames go as JPEG ``image_url`` data URIs (``video_mode="images"``, works with every VLM API) or as one
-    mp4 ``video_url`` data URI (``video_mode="video"``, vLLM's video input for Qwen-VL models). Greedy
-    decoding (``temperature=0``); ``logprobs=True, top_logprobs=k`` is requested so servers that support it
-    (vLLM) give the distribution over 1..5; text-only answers are parsed HELM style and an unparseable
-    answer returns ``RewardOutput(score=1, parsed=False)`` (the metric counts it at the maximum error).
-    Requests time out after ``timeout`` s and are retried ``max_retries`` times with exponential backoff on
-    connection errors, 408/409/429 and 5xx; other HTTP errors raise :class:`ApiError` at once.
+    Frames go as JPEG ``image_url`` data URIs (``video_mode="frames"``, works with every VLM API) or as one
+    mp4 ``video_url`` data URI (``video_mode="video_url"``, vLLM's video input for Qwen-VL models); they are
+    sampled by ``sampling`` (or the ``fps`` / ``max_frames`` / ``min_frames`` / ``num_frames`` fields).
+    Greedy decoding (``temperature=0``); ``logprobs=True, top_logprobs=k`` is requested so servers that
+    support it (vLLM) give the distribution over 1..5; text-only answers are parsed HELM style and an
+    unparseable answer returns ``RewardOutput(score=1, parsed=False)`` (the metric counts it at the maximum
+    error). Timeouts, retries and backoff are :class:`~roboreward.chat_client.ChatClient`'s; a failed call
+    or a body that is not a chat completion raises :class:`ApiError`.
     """
 
     model: str
@@ -114,7 +89,7 @@ class ApiScorer:
     max_frames: int = DEFAULT_MAX_FRAMES
     min_frames: int = DEFAULT_MIN_FRAMES
     num_frames: int | None = None
-    video_mode: str = "images"
+    video_mode: str = "frames"
     logprobs: bool = True
     top_logprobs: int = 20
     max_tokens: int = 16
@@ -125,16 +100,27 @@ class ApiScorer:
     template: str | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
     name: str = ""
-    _client: Any = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    sampling: FrameSampling | None = None
+    _chat: ChatClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.video_mode not in ("images", "video"):
-            raise ValueError(f"video_mode must be 'images' or 'video', got {self.video_mode!r}")
+        check_video_mode(self.video_mode)
+        if self.sampling is not None:
+            self.fps, self.num_frames = self.sampling.fps, self.sampling.num_frames
+            self.max_frames, self.min_frames = self.sampling.max_frames, self.sampling.min_frames
+        self.sampling = FrameSampling(self.fps, self.num_frames, self.max_frames, self.min_frames)
+        self.fps = self.sampling.fps
         self.base_url = self.base_url.rstrip("/")
         self.name = self.name or self.model
-        if self.api_key is None:
-            self.api_key = os.environ.get("OPENAI_API_KEY")
+        self._chat = ChatClient(
+            self.base_url,
+            api_key=self.api_key,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            concurrency=self.concurrency,
+        )
+        self.api_key = self._chat.api_key
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -143,75 +129,26 @@ class ApiScorer:
             "model": self.model,
             "base_url": self.base_url,
             "video_mode": self.video_mode,
-            "fps": self.fps if self.num_frames is None else None,
-            "max_frames": self.max_frames,
-            "min_frames": self.min_frames,
-            "num_frames": self.num_frames,
+            **self.sampling.as_dict(),  # type: ignore[union-attr]
             "custom_template": self.template is not None,
         }
 
-    def _http(self) -> Any:
-        import httpx
-
-        with self._lock:
-            if self._client is None:
-                headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-                self._client = httpx.Client(timeout=self.timeout, headers=headers)
-            return self._client
-
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._chat.close()
 
     def request_body(self, video: VideoInput, instruction: str) -> dict[str, Any]:
         """The chat-completions request for one pair (frames first, then the rubric prompt)."""
-        sampled = sample_video(
-            video, fps=self.fps, max_frames=self.max_frames, min_frames=self.min_frames, num_frames=self.num_frames
+        sampled = sample_video(video, self.sampling)
+        content = [
+            *video_parts(sampled, self.video_mode, quality=90),  # type: ignore[arg-type]
+            {"type": "text", "text": reward_prompt(instruction, self.template)},
+        ]
+        logprobs = {"logprobs": True, "top_logprobs": self.top_logprobs} if self.logprobs else {}
+        body = chat_body(
+            self.model, [{"role": "user", "content": content}], temperature=0.0, max_tokens=self.max_tokens, **logprobs
         )
-        if self.video_mode == "video":
-            media = [{"type": "video_url", "video_url": {"url": _mp4_data_uri(sampled)}}]
-        else:
-            media = [{"type": "image_url", "image_url": {"url": _jpeg_data_uri(f)}} for f in sampled.frames]
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [*media, {"type": "text", "text": reward_prompt(instruction, self.template)}],
-                }
-            ],
-            "temperature": 0.0,
-            "max_tokens": self.max_tokens,
-        }
-        if self.logprobs:
-            body["logprobs"] = True
-            body["top_logprobs"] = self.top_logprobs
         body.update(self.extra_body)
         return body
-
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
-        url = f"{self.base_url}/chat/completions"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                resp = self._http().post(url, json=body)
-            except httpx.TransportError as exc:  # connection refused, timeouts, ...
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code == 200:
-                    try:
-                        return resp.json()
-                    except ValueError:
-                        raise ApiError(f"{url}: response is not JSON: {resp.text[:200]!r}") from None
-                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
-                if resp.status_code not in (408, 409, 429) and resp.status_code < 500:
-                    raise ApiError(f"{url}: {last}")
-            if attempt < self.max_retries:
-                time.sleep(min(self.backoff * 2**attempt, 30.0) * (0.5 + random.random() / 2))
-        raise ApiError(f"{url}: gave up after {self.max_retries + 1} attempts ({last})")
 
     def parse_response(self, response: dict[str, Any]) -> RewardOutput:
         """A RewardOutput from a chat-completion body (distribution from logprobs when present)."""
@@ -230,13 +167,17 @@ class ApiScorer:
         return RewardOutput(score=parsed, expected=float(parsed), raw_text=text)
 
     def score(self, video: VideoInput, instruction: str) -> RewardOutput:
-        return self.parse_response(self._post(self.request_body(video, instruction)))
+        body = self.request_body(video, instruction)
+        try:
+            return self._chat.complete(body, self.parse_response, label=self.model)
+        except ChatError as exc:
+            raise ApiError(str(exc)) from None
 
     def score_batch(self, videos: Sequence[VideoInput], instructions: Sequence[str]) -> list[RewardOutput]:
         """Score pairs with ``concurrency`` requests in flight (order preserved)."""
         if len(videos) != len(instructions):
             raise ValueError(f"{len(videos)} videos but {len(instructions)} instructions")
-        if self.concurrency <= 1 or len(videos) <= 1:
-            return [self.score(v, t) for v, t in zip(videos, instructions, strict=True)]
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(self.score, videos, instructions))
+        return self._chat.map(lambda pair: self.score(*pair), list(zip(videos, instructions, strict=True)))
+
+
+__all__ = ["ApiError", "ApiScorer", "probs_from_top_logprobs"]

@@ -1,38 +1,28 @@
-"""Pluggable language-model backends for the data pipeline (text and video+text chat).
+"""Language-model backends of the relabeling stages (text and video+text chat).
 
 One small interface, :class:`LM`: ``generate(request) -> text`` and ``generate_batch(requests)`` (parallel
 or batched where the backend can). Two real implementations:
 
-* :class:`TransformersLM` — a local transformers model by Hub repo id or local path (text LLMs such as
+* :class:`TransformersLM` (here) — a local transformers model by Hub repo id or local path (text LLMs such as
   Qwen3-4B-Instruct-2507, GGUF files, or Qwen VLMs such as Qwen2.5-VL-7B-Instruct / Qwen3-VL for video),
   loaded lazily on the first call that misses the cache, ``trust_remote_code`` off by default;
-* :class:`OpenAIChatLM` — any OpenAI-compatible chat-completions server (vLLM, which scales a build over many
-  GPUs/nodes, or a hosted API), with a thread pool, timeouts and bounded retries with exponential backoff.
-  Video goes as sampled frames: by default one ``image_url`` JPEG data-URI per frame in time order (works
-  with every multimodal chat server); ``video_mode="video_url"`` sends the sampled frames re-encoded as one
-  H.264 mp4 ``video_url`` data-URI instead (vLLM's video input).
+* :class:`~roboreward.relabel.openai_lm.OpenAIChatLM` — any OpenAI-compatible chat-completions server.
 
-:class:`CachedLM` puts an :class:`~roboreward.cache.LMCache` in front of any backend: every finished call is
-stored under a content key (model, messages, settings, frame hash) and never made again.
+:class:`CachedLM` puts an :class:`~roboreward.relabel.cache.LMCache` in front of any backend: every finished
+call is stored under a content key (model, messages, settings, frame hash) and never made again.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import io
 import os
-import random
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from roboreward.cache import LMCache, content_key, hash_frames
+from roboreward.relabel.cache import LMCache, content_key, hash_frames
 from roboreward.video import SampledVideo
 
 #: Default models of the relabeling stages (as in the paper).
@@ -276,7 +266,7 @@ class TransformersLM(LM):
                 return
             import torch
 
-            from roboreward.vlm import load_model, model_family
+            from roboreward.scoring.vlm import load_model, model_family
 
             try:
                 if self.supports_video:
@@ -332,7 +322,7 @@ class TransformersLM(LM):
         return text + request.prefill
 
     def _encode(self, requests: Sequence[LMRequest]) -> Any:
-        from roboreward.vlm import encode
+        from roboreward.scoring.vlm import encode
 
         texts = [self._chat_text(r) for r in requests]
         if requests[0].video is not None:
@@ -396,222 +386,3 @@ class TransformersLM(LM):
                     for i in chunk:
                         results[i] = LMResult(None, error=str(exc))
         return [r for r in results if r is not None]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# OpenAI-compatible chat-completions servers
-# ----------------------------------------------------------------------------------------------------------
-
-_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-def frames_to_data_uris(video: SampledVideo, *, max_side: int = 512, quality: int = 85) -> list[str]:
-    """One ``data:image/jpeg;base64,...`` URI per sampled frame (downscaled so the long side <= max_side)."""
-    from PIL import Image
-
-    uris = []
-    for frame in video.frames:
-        img = Image.fromarray(frame)
-        if max(img.size) > max_side:
-            img.thumbnail((max_side, max_side))
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=quality)
-        uris.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
-    return uris
-
-
-def video_to_data_uri(video: SampledVideo) -> str:
-    """The sampled frames re-encoded as one H.264 mp4 ``data:video/mp4;base64,...`` URI (at the sampled fps)."""
-    import tempfile
-
-    from roboreward.video import write_video
-
-    with tempfile.TemporaryDirectory() as d:
-        path = write_video(Path(d) / "clip.mp4", video.frames, fps=max(video.sampled_fps, 1.0))
-        data = path.read_bytes()
-    return "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
-
-
-class OpenAIChatLM(LM):
-    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint (vLLM, hosted APIs).
-
-    ``model`` None asks the server's ``/models`` for its first model (vLLM serves one). Each call gets
-    ``timeout`` seconds; timeouts, connection errors, 408/409/425/429 and 5xx are retried up to
-    ``max_retries`` times with exponential backoff (``backoff * 2**attempt``, jittered, capped at
-    ``max_backoff``, or the server's ``Retry-After``); other 4xx fail at once. :meth:`generate_batch` runs up
-    to ``concurrency`` requests at a time in a thread pool. ``continue_final_message=True`` sends a request's
-    ``prefill`` as the start of the assistant turn (vLLM's ``continue_final_message`` extension); otherwise
-    prefills are not sent.
-    """
-
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        base_url: str,
-        api_key: str | None = None,
-        timeout: float = 120.0,
-        max_retries: int = 3,
-        backoff: float = 1.0,
-        max_backoff: float = 30.0,
-        concurrency: int = 4,
-        video_mode: Literal["frames", "video_url"] = "frames",
-        image_max_side: int = 512,
-        jpeg_quality: int = 85,
-        supports_video: bool = True,
-        continue_final_message: bool = False,
-        extra_body: dict[str, Any] | None = None,
-    ) -> None:
-        import httpx
-
-        if video_mode not in ("frames", "video_url"):
-            raise ValueError(f"video_mode must be 'frames' or 'video_url', got {video_mode!r}")
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.timeout = float(timeout)
-        self.max_retries = max(0, int(max_retries))
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
-        self.concurrency = max(1, int(concurrency))
-        self.video_mode = video_mode
-        self.image_max_side = image_max_side
-        self.jpeg_quality = jpeg_quality
-        self.supports_video = supports_video
-        self.continue_final_message = continue_final_message
-        self.extra_body = dict(extra_body or {})
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(self.timeout),
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
-        )
-        self._model = model
-        self._model_lock = threading.Lock()
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return self.model
-
-    @property
-    def model(self) -> str:
-        """The served model id (asked from ``/models`` once when not given)."""
-        with self._model_lock:
-            if self._model is None:
-                try:
-                    resp = self._client.get("/models")
-                    resp.raise_for_status()
-                    self._model = str(resp.json()["data"][0]["id"])
-                except Exception as exc:
-                    raise LMError(
-                        f"{self.base_url}: no model given and /models failed ({type(exc).__name__}: {exc})"
-                    ) from None
-            return self._model
-
-    def messages(self, request: LMRequest) -> list[dict[str, Any]]:
-        """The chat messages sent for ``request`` (the video as frames before the prompt text)."""
-        messages: list[dict[str, Any]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        if request.video is None:
-            messages.append({"role": "user", "content": request.prompt})
-            return messages
-        if not self.supports_video:
-            raise LMError(f"{self.name} is configured as a text model and cannot take a video")
-        v = request.video
-        duration = v.total_frames / v.source_fps if v.source_fps > 0 else 0.0
-        content: list[dict[str, Any]] = []
-        if self.video_mode == "video_url":
-            content.append({"type": "video_url", "video_url": {"url": video_to_data_uri(v)}})
-        else:
-            content.append(
-                {
-                    "type": "text",
-                    "text": f"Video: {len(v.frames)} frames sampled uniformly over {duration:.1f} s, in time "
-                    "order; the last frame shows the final state.",
-                }
-            )
-            for uri in frames_to_data_uris(v, max_side=self.image_max_side, quality=self.jpeg_quality):
-                content.append({"type": "image_url", "image_url": {"url": uri}})
-        content.append({"type": "text", "text": request.prompt})
-        messages.append({"role": "user", "content": content})
-        return messages
-
-    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(self.max_backoff, self.backoff * (2**attempt)) * (0.5 + random.random() / 2)
-        if retry_after:
-            with contextlib.suppress(ValueError):
-                delay = min(self.max_backoff, max(0.0, float(retry_after)))
-        time.sleep(delay)
-
-    def generate(self, request: LMRequest) -> str:
-        import httpx
-
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": self.messages(request),
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            **self.extra_body,
-        }
-        if request.seed is not None:
-            body["seed"] = request.seed
-        prefill = request.prefill if self.continue_final_message else ""
-        if prefill:
-            body["messages"].append({"role": "assistant", "content": prefill})
-            body.update(continue_final_message=True, add_generation_prompt=False)
-        last = "no attempt made"
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            try:
-                resp = self._client.post("/chat/completions", json=body)
-            except httpx.TimeoutException:
-                last = f"timed out after {self.timeout:g} s"
-            except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code == 200:
-                    try:
-                        content = resp.json()["choices"][0]["message"].get("content")
-                        return prefill + ("" if content is None else str(content))
-                    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                        last = f"malformed response body: {resp.text[:200]!r}"
-                else:
-                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                    if resp.status_code not in _RETRY_STATUS:
-                        raise LMError(f"{self.base_url} ({self.name}): {last}")
-                    retry_after = resp.headers.get("Retry-After")
-            if attempt < self.max_retries:
-                self._sleep_before_retry(attempt, retry_after)
-        raise LMError(f"{self.base_url} ({self.name}): gave up after {self.max_retries + 1} attempts; last: {last}")
-
-    def generate_batch(self, requests: Sequence[LMRequest]) -> list[LMResult]:
-        if len(requests) <= 1 or self.concurrency == 1:
-            return super().generate_batch(requests)
-        self.model  # noqa: B018 - resolve the model id once, before the threads start
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            return list(pool.map(lambda r: LM.generate_batch(self, [r])[0], requests))
-
-    def close(self) -> None:
-        self._client.close()
-
-
-@dataclass
-class ScriptedLM(LM):
-    """A backend answering from a Python function ``reply(request) -> str`` (tests, dry runs, debugging).
-
-    ``requests`` records every request it answered.
-    """
-
-    reply: Any
-    name: str = "scripted"
-    supports_video: bool = True
-    requests: list[LMRequest] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def generate(self, request: LMRequest) -> str:
-        with self._lock:
-            self.requests.append(request)
-        return str(self.reply(request))

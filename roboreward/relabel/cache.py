@@ -3,8 +3,8 @@
 The key is the SHA-256 of a canonical JSON document holding everything that determines an answer (model,
 messages, generation settings and a hash of the video frames), so a re-run or a build resumed after a
 kill replays every finished call from disk and makes only the calls that never completed. Files live at
-``<dir>/<key[:2]>/<key>.json``; a half-written file never exists (temp file + ``os.replace``), and a
-corrupt or foreign file is treated as a miss.
+``<dir>/<key[:2]>/<key>.json``; a half-written file never exists (written through
+:func:`roboreward.atomic.atomic_write_text`), and a corrupt or foreign file is treated as a miss.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from roboreward.atomic import TMP_PREFIX, atomic_write_text
 
 CACHE_VERSION = 1
 
@@ -58,7 +59,7 @@ class LMCache:
         may be about to rename its own); returns how many went."""
         cutoff = time.time() - (self.STALE_TEMP_AGE if max_age is None else max_age)
         removed = 0
-        for p in self.dir.glob("*/.tmp-*"):
+        for p in self.dir.glob(f"*/{TMP_PREFIX}*"):
             with contextlib.suppress(OSError):
                 if p.stat().st_mtime < cutoff:
                     p.unlink()
@@ -84,23 +85,13 @@ class LMCache:
         """Store ``text`` under ``key`` atomically; ``material`` (the key's inputs, minus pixels) is kept for
         inspection."""
         p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
         record = {"version": CACHE_VERSION, "key": key, "created": time.time(), "text": text, "inputs": material}
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(record, f, ensure_ascii=False, default=str)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_text(p, json.dumps(record, ensure_ascii=False, default=str))
         return p
 
     def keys(self) -> set[str]:
         """Keys of every finished call in the cache."""
-        return {p.stem for p in self.dir.glob("*/*.json") if not p.name.startswith(".tmp-")}
+        return {p.stem for p in self.dir.glob("*/*.json") if not p.name.startswith(TMP_PREFIX)}
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self.keys()))
