@@ -199,7 +199,7 @@ def score(
     """
     import json
 
-    from roboreward.scoring import ApiError, load_scorer, progress_curve, scorer_settings
+    from roboreward.scoring import ApiError, load_scorer, progress_curve, resolve_sampling, scorer_settings
     from roboreward.scoring.report import print_score
     from roboreward.video import VideoDecodeError
 
@@ -207,9 +207,7 @@ def score(
         typer.echo(f"error: {video}: no such video file", err=True)
         raise typer.Exit(1)
     try:
-        sampling = FrameSampling.from_options(
-            fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames
-        )
+        sampling = resolve_sampling(fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames)
         scorer = load_scorer(model, sampling=sampling)
         out = scorer.score(video, instruction)
         pc = progress_curve(scorer, video, instruction, curve) if curve > 0 else None

@@ -202,3 +202,39 @@ def test_video_processor_gets_metadata_and_the_reference_pixel_cap(family):
     assert kwargs["do_sample_frames"] is False and kwargs["cap_pixels_per_frame"] is vlm.CAP_PIXELS_PER_FRAME is True
     assert len(kwargs["video_metadata"]) == 1
     assert "cap_pixels_per_frame" not in vlm.video_kwargs(family, [sampled])  # a processor we cannot inspect
+
+
+def test_tiny_spec_has_one_parser(tmp_path, monkeypatch):
+    """`tiny` / `tiny:<family>` is parsed in one place (scoring, training and the demo resolve it there)."""
+    from roboreward.scoring import TINY_FAMILIES, parse_tiny_spec, resolve_tiny
+
+    assert parse_tiny_spec("tiny") == parse_tiny_spec("tiny:") == "qwen3_vl" == TINY_FAMILIES[0]
+    assert parse_tiny_spec(" tiny:qwen2_5_vl ") == "qwen2_5_vl"
+    for other in ("teetone/RoboReward-4B", "openai:m@http://x/v1", "./tiny", "tinyllama"):
+        assert parse_tiny_spec(other) is None and resolve_tiny(other) is None
+    with pytest.raises(ValueError, match=r"'tiny:llama'.*tiny:qwen3_vl and tiny:qwen2_5_vl"):
+        parse_tiny_spec("tiny:llama")
+    built = []
+    monkeypatch.setattr("roboreward.scoring.tiny.build_tiny_model", lambda out, family: built.append(family) or out)
+    monkeypatch.setenv("ROBOREWARD_CACHE", str(tmp_path))
+    assert resolve_tiny("tiny:qwen2_5_vl") == tmp_path / "tiny-qwen2-5-vl" and built == ["qwen2_5_vl"]
+
+
+def test_scorer_sampling_comes_from_frame_sampling():
+    """Scorers take a FrameSampling or its fields as kwargs (None = not given); the defaults are FrameSampling's."""
+    from roboreward.sampling import FrameSampling
+    from roboreward.scoring import resolve_sampling, sample_video
+
+    assert resolve_sampling() == FrameSampling()
+    assert resolve_sampling(fps=None, max_frames=None) == FrameSampling()
+    assert resolve_sampling(FrameSampling(fps=1.0), max_frames=16) == FrameSampling(fps=1.0, max_frames=16)
+    assert resolve_sampling(num_frames=6).as_dict() == {"fps": None, "max_frames": 8, "min_frames": 4, "num_frames": 6}
+    # a max below the default minimum lowers the minimum with it (scorers always accepted --max-frames 2) ...
+    assert resolve_sampling(max_frames=2) == FrameSampling(max_frames=2, min_frames=2)
+    # ... but an explicit contradiction is refused
+    with pytest.raises(ValueError, match="min_frames <= max_frames"):
+        resolve_sampling(max_frames=2, min_frames=3)
+    frames = make_frames(40, 16, 16)  # 4 s at the default 10 fps of bare frame arrays
+    assert len(sample_video(frames).frames) == 8  # 2 fps x 4 s, clamped to 8
+    assert len(sample_video(frames, FrameSampling(fps=0.5)).frames) == 4  # 2 frames, raised to min_frames 4
+    assert len(sample_video(frames, FrameSampling(fps=0.5), num_frames=3).frames) == 3

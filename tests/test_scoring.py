@@ -113,6 +113,19 @@ def test_settings_record_sampling(models):
     assert s["fps"] == 2.0 and s["max_frames"] == 4 and s["family"] == "qwen2_5_vl"
 
 
+def test_reward_model_takes_a_frame_sampling(models, tiny_qwen3_vl, videos):
+    from roboreward.sampling import FrameSampling
+
+    sampling = FrameSampling(**TINY_KW)
+    rm = load_scorer(str(tiny_qwen3_vl), sampling=sampling)
+    assert rm.sampling == sampling == models["qwen3_vl"].sampling
+    assert rm.settings == {**models["qwen3_vl"].settings, "model": str(tiny_qwen3_vl)}
+    assert rm.score(videos[2], "x").probs == pytest.approx(models["qwen3_vl"].score(videos[2], "x").probs, abs=1e-5)
+    exact = RewardModel(rm.model, processor=rm.processor, sampling=sampling, num_frames=3)  # kwargs refine it
+    assert exact.sampling == FrameSampling(num_frames=3, max_frames=4, min_frames=2)
+    assert len(exact.sample(videos[2]).frames) == 3 and exact.settings["fps"] is None
+
+
 class _FrameCounter:
     """A fake scorer whose expected score grows with the number of frames it sees."""
 

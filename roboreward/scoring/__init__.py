@@ -20,6 +20,7 @@ from roboreward.scoring.common import (
     Frames,
     is_frames,
     output_from_probs,
+    resolve_sampling,
     sample_video,
     scorer_settings,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "parse_tiny_spec",
     "probs_from_top_logprobs",
     "progress_curve",
+    "resolve_sampling",
     "resolve_tiny",
     "sample_video",
     "scorer_settings",

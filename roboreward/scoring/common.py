@@ -50,14 +50,23 @@ def check_exists(video: Any) -> None:
         raise VideoDecodeError(f"{video}: no such video file")
 
 
+def resolve_sampling(sampling: FrameSampling | None = None, **options: Any) -> FrameSampling:
+    """``sampling`` (default :class:`~roboreward.sampling.FrameSampling`) with ``options`` (``fps``,
+    ``max_frames``, ``min_frames``, ``num_frames``; ``None`` = not given) applied. A ``max_frames`` below the
+    minimum lowers ``min_frames`` with it unless ``min_frames`` is given too (the scorers always accepted that)."""
+    base = sampling or FrameSampling()
+    if options.get("max_frames") is not None and options.get("min_frames") is None:
+        options["min_frames"] = min(base.min_frames, options["max_frames"])
+    return base.replace(**options)
+
+
 def sample_video(video: VideoInput, sampling: FrameSampling | None = None, **options: Any) -> SampledVideo:
     """Uniformly sample a path, mp4 bytes or frames (decoding only the needed frames of encoded video).
 
-    ``sampling`` (default :class:`~roboreward.sampling.FrameSampling`) with ``options`` (``fps``, ``max_frames``,
-    ``min_frames``, ``num_frames``; ``None`` ignored) applied. Frame arrays use their ``.fps`` (:class:`Frames`)
-    or :data:`DEFAULT_FRAMES_FPS`. Videos shorter than ``min_frames`` are padded by repeating frames.
+    ``sampling`` with ``options`` applied (see :func:`resolve_sampling`). Frame arrays use their ``.fps``
+    (:class:`Frames`) or :data:`DEFAULT_FRAMES_FPS`. Videos shorter than ``min_frames`` are padded by repeating frames.
     """
-    sampling = (sampling or FrameSampling()).replace(**options)
+    sampling = resolve_sampling(sampling, **options)
     if is_frames(video):
         source_fps = float(getattr(video, "fps", DEFAULT_FRAMES_FPS))
         arr = as_frames(np.asarray(video))
@@ -94,6 +103,7 @@ __all__ = [
     "check_exists",
     "is_frames",
     "output_from_probs",
+    "resolve_sampling",
     "sample_video",
     "scorer_settings",
 ]

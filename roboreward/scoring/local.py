@@ -17,7 +17,7 @@ import numpy as np
 
 from roboreward.sampling import FrameSampling
 from roboreward.scoring import vlm
-from roboreward.scoring.common import DEFAULT_MODEL, is_frames, output_from_probs, sample_video
+from roboreward.scoring.common import DEFAULT_MODEL, is_frames, output_from_probs, resolve_sampling, sample_video
 from roboreward.types import RewardOutput, VideoInput
 from roboreward.video import SampledVideo
 
@@ -81,8 +81,8 @@ class RewardModel:
         self.score_ids = vlm.score_token_ids(self.processor.tokenizer)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.sampling = (sampling or FrameSampling()).replace(
-            fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames
+        self.sampling = resolve_sampling(
+            sampling, fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames
         )
         self.batch_size = batch_size
         self.decode_workers = decode_workers
