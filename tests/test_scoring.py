@@ -85,7 +85,7 @@ def test_very_short_videos_are_padded(models, tmp_path, family, n_frames):
     for video in (path, path.read_bytes(), make_frames(n_frames)):
         out = rm.score(video, "close the drawer")
         assert math.isclose(sum(out.probs), 1.0, abs_tol=1e-6)
-    assert len(rm.sample(path).frames) >= rm.min_frames
+    assert len(rm.sample(path).frames) >= rm.sampling.min_frames
     saved = rm.sampling
     rm.sampling = saved.replace(num_frames=n_frames, min_frames=1)  # an odd or single-frame clip reaches it as is
     try:
@@ -182,7 +182,7 @@ def test_progress_curve_on_tiny_model(models, videos):
 
 def test_load_scorer_specs(tiny_qwen2_5_vl):
     rm = load_scorer(str(tiny_qwen2_5_vl), max_frames=4)
-    assert isinstance(rm, RewardModel) and rm.family == "qwen2_5_vl" and rm.max_frames == 4
+    assert isinstance(rm, RewardModel) and rm.family == "qwen2_5_vl" and rm.sampling.max_frames == 4
     api = load_scorer("openai:Qwen/Qwen3-VL-8B-Instruct@http://gpu-node:8000/v1/", timeout=5)
     assert isinstance(api, ApiScorer) and api.model == "Qwen/Qwen3-VL-8B-Instruct"
     assert api.base_url == "http://gpu-node:8000/v1" and api.timeout == 5

@@ -100,22 +100,6 @@ class RewardModel:
             "custom_template": self.template is not None,
         }
 
-    @property
-    def fps(self) -> float | None:
-        return self.sampling.fps
-
-    @property
-    def max_frames(self) -> int:
-        return self.sampling.max_frames
-
-    @property
-    def min_frames(self) -> int:
-        return self.sampling.min_frames
-
-    @property
-    def num_frames(self) -> int | None:
-        return self.sampling.num_frames
-
     def sample(self, video: VideoInput) -> SampledVideo:
         """The frames this model sees of ``video`` (its :attr:`sampling`)."""
         return sample_video(video, self.sampling)

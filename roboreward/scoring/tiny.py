@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Family = Literal["qwen3_vl", "qwen2_5_vl", "qwen3"]
 
@@ -113,56 +113,41 @@ def _vocab_size() -> int:
     return SPECIAL_START_ID + len(QWEN_SPECIAL_TOKENS)
 
 
+def _vl_config(config_class: type, text: dict[str, Any], vision: dict[str, Any]) -> Any:
+    """A tiny Qwen-VL config: the shared text and vision towers with the family's own keys."""
+    return config_class(
+        text_config=dict(vocab_size=_vocab_size(), **text, tie_word_embeddings=True),
+        vision_config=dict(**_TINY_VISION, **vision),
+        **_VISION_TOKEN_IDS,
+        tie_word_embeddings=True,
+    )
+
+
 def tiny_config(family: Family = "qwen3_vl"):
     """A small config of the given family (text hidden 64, 2 layers; vision depth 2)."""
-    vocab = _vocab_size()
     if family == "qwen3_vl":
         from transformers import Qwen3VLConfig
 
-        return Qwen3VLConfig(
-            text_config=dict(
-                vocab_size=vocab,
-                **_TINY_TEXT,
-                rope_parameters={
-                    "rope_type": "default",
-                    "rope_theta": 5_000_000.0,
-                    "mrope_section": [2, 3, 3],
-                    "mrope_interleaved": True,
-                },
-                tie_word_embeddings=True,
-            ),
-            vision_config=dict(
-                **_TINY_VISION,
-                patch_size=16,
-                num_position_embeddings=256,
-                deepstack_visual_indexes=[1],
-            ),
-            **_VISION_TOKEN_IDS,
-            tie_word_embeddings=True,
+        rope = {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+        return _vl_config(
+            Qwen3VLConfig,
+            {**_TINY_TEXT, "rope_parameters": rope},
+            {"patch_size": 16, "num_position_embeddings": 256, "deepstack_visual_indexes": [1]},
         )
     if family == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig
 
-        return Qwen2_5_VLConfig(
-            text_config=dict(
-                vocab_size=vocab,
-                **{k: v for k, v in _TINY_TEXT.items() if k != "head_dim"},
-                rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [2, 3, 3]},
-                tie_word_embeddings=True,
-            ),
-            vision_config=dict(
-                **_TINY_VISION,
-                patch_size=14,
-                window_size=112,
-                fullatt_block_indexes=[1],
-            ),
-            **_VISION_TOKEN_IDS,
-            tie_word_embeddings=True,
+        rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+        text = {k: v for k, v in _TINY_TEXT.items() if k != "head_dim"}
+        return _vl_config(
+            Qwen2_5_VLConfig,
+            {**text, "rope_parameters": rope},
+            {"patch_size": 14, "window_size": 112, "fullatt_block_indexes": [1]},
         )
     if family == "qwen3":
         from transformers import Qwen3Config
 
-        return Qwen3Config(vocab_size=vocab, **_TINY_TEXT, tie_word_embeddings=True)
+        return Qwen3Config(vocab_size=_vocab_size(), **_TINY_TEXT, tie_word_embeddings=True)
     raise ValueError(f"unknown tiny model family {family!r}")
 
 
