@@ -159,11 +159,72 @@ def build_command(
 
 # ---- end build ----------------------------------------------------------------------------------------------
 
-# ---- train (training stage) ---------------------------------------------------------------------------------
-from roboreward.train import train_command  # noqa: E402
 
-app.command("train")(train_command)
+# ---- train (training stage) ---------------------------------------------------------------------------------
+@app.command("train")
+def train_command(
+    config: Annotated[
+        Path, typer.Option("--config", help="Recipe YAML (recipes/<model>/<method>/config_<variant>.yaml).")
+    ],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Overrides as key=value (max_steps=10 output_dir=runs/x), or raw TRL flags after --."),
+    ] = None,
+    script: Annotated[
+        Path | None,
+        typer.Option("--script", help="Training script (default: recipes/sft_reward.py beside the recipe)."),
+    ] = None,
+) -> None:
+    """Train a reward model from a recipe YAML, with optional key=value overrides (e.g. max_steps=10)."""
+    from roboreward.training import RecipeError, overrides_to_argv, run
+
+    try:
+        run(["--config", str(config), *overrides_to_argv(overrides or [])], script=script)
+    except RecipeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 # ---- end train ----------------------------------------------------------------------------------------------
+
+
+# ---- push (publishing a trained model) ----------------------------------------------------------------------
+@app.command("push")
+def push_command(
+    folder: Annotated[Path, typer.Argument(help="output_dir of a training run (holds run_info.json).")],
+    repo_id: Annotated[str, typer.Argument(help="Hub model repo, e.g. my-org/roboreward-4b.")],
+    eval_results: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval-results", help="`roboreward eval` output folder or its leaderboard.json: added to model-index."
+        ),
+    ] = None,
+    eval_model: Annotated[
+        str | None, typer.Option("--eval-model", help="Leaderboard row of this model (name or spec).")
+    ] = None,
+    private: Annotated[bool | None, typer.Option("--private/--public", help="Visibility of a new repo.")] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch to push to.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the files and the card; upload nothing.")] = False,
+) -> None:
+    """Upload a trained model folder with our model card (never Trainer's) in one commit."""
+    from roboreward.training import eval_results_from_leaderboard, push_files, push_model, read_run_info
+    from roboreward.training.card import render_model_card
+
+    try:
+        results = eval_results_from_leaderboard(eval_results, eval_model) if eval_results is not None else []
+        if dry_run:
+            card = render_model_card({**read_run_info(folder), "model_id": repo_id}, eval_results=results)
+            typer.echo("\n".join([*push_files(folder), "README.md"]))
+            typer.echo(str(card))
+            return
+        pushed = push_model(folder, repo_id, private=private, revision=revision, eval_results=results)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"pushed {len(pushed['files'])} files to https://huggingface.co/{repo_id}")
+
+
+# ---- end push -----------------------------------------------------------------------------------------------
 
 # ---- score (scoring stage) ----------------------------------------------------------------------------------
 from roboreward.sampling import FrameSampling  # noqa: E402

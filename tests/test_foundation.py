@@ -147,7 +147,7 @@ def test_package_data_covers_every_non_python_file():
     import tomllib
     from pathlib import Path
 
-    from roboreward import model_card
+    from roboreward.training import card as model_card
 
     root = Path(__file__).resolve().parent.parent
     globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["roboreward"]

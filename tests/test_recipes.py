@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roboreward.train import parse_args, quantization_config, resolve_accumulation
+from roboreward.training import parse_args, quantization_config, resolve_accumulation
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 REAL = sorted(p for p in RECIPES.glob("*/sft/config_*.yaml") if p.parts[-3] != "tiny")

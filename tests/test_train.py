@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,14 +10,23 @@ import numpy as np
 import pytest
 from train_helpers import write_fixture_dataset
 
-from roboreward.collator import IGNORE_INDEX, RewardCollator, VideoSampling
-from roboreward.dataset_io import DatasetFormatError
-from roboreward.train import RecipeError, load_examples, overrides_to_argv, parse_args, resolve_accumulation, run
+from roboreward.dataset import DatasetFormatError
+from roboreward.sampling import FrameSampling
+from roboreward.training import (
+    IGNORE_INDEX,
+    RecipeError,
+    RewardCollator,
+    load_examples,
+    overrides_to_argv,
+    parse_args,
+    resolve_accumulation,
+    run,
+)
 from roboreward.video import VideoDecodeError
 
 TINY = "recipes/tiny/sft/config_tiny.yaml"
 TINY_QLORA = "recipes/tiny/sft/config_tiny_qlora.yaml"
-SAMPLING = VideoSampling(fps=2.0, max_frames=4, min_frames=2)
+SAMPLING = FrameSampling(fps=2.0, max_frames=4, min_frames=2)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +85,7 @@ def test_collator_masks_all_but_the_answer_digit_and_loss_goes_down(tiny_qwen3_v
     assert labels.shape == batch["input_ids"].shape
     assert ((labels != IGNORE_INDEX).sum(-1) == 1).all()
     # the one label is the reward's digit, last in every (left-padded) row
-    assert labels[:, -1].tolist() == [coll.score_ids[r["reward"] - 1] for r in rows]
+    assert labels[:, -1].tolist() == [coll.score_ids[r.reward - 1] for r in rows]
     assert batch["attention_mask"][:, -1].all() and (batch["attention_mask"][:, 0] == 0).any()
 
     torch.manual_seed(0)
@@ -113,9 +123,9 @@ def test_collator_rejects_bad_labels_and_missing_columns(tiny_qwen3_vl, dataset)
     row = load_examples(dataset, "validation")[0]
     _, coll = _collator(tiny_qwen3_vl)
     with pytest.raises(ValueError, match="outside 1..5"):
-        coll([{**row, "reward": 7}])
+        coll([dataclasses.replace(row, reward=7)])
     with pytest.raises(KeyError, match="missing column"):
-        coll([{"video_path": row["video_path"], "reward": 3}])
+        coll([{"video_path": row.video_path, "reward": 3}])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,6 +177,55 @@ def test_cli_reports_recipe_errors(tmp_path):
     assert "unknown recipe key(s): 'not_a_key'" in result.output
 
 
+def test_misspelt_overrides_are_refused_never_prefix_matched(tmp_path):
+    """argparse would take ``--learning_rat`` for ``--learning_rate`` (prefix match): the parser refuses it."""
+    from typer.testing import CliRunner
+
+    from roboreward.cli import app
+
+    for argv in (["--learning_rat", "1"], ["--learning_rat=1"], overrides_to_argv(["learning_rat=1"])):
+        hint = r"command line: unknown recipe key\(s\): 'learning_rat' \(did you mean 'learning_rate'\?\)"
+        with pytest.raises(RecipeError, match=hint):
+            parse_args(["--config", TINY, *argv])
+    with pytest.raises(RecipeError, match=r"'max_step' \(did you mean 'max_steps'\?\)"):
+        parse_args(["--config", TINY, "--max_step", "3"])
+    with pytest.raises(RecipeError, match="unexpected argument"):
+        parse_args(["--config", TINY, "stray"])
+    result = CliRunner().invoke(app, ["train", "--config", TINY, "learning_rat=1", f"output_dir={tmp_path}"])
+    assert result.exit_code == 2 and "did you mean 'learning_rate'" in result.output
+    assert not list(tmp_path.iterdir())  # nothing trained
+    # a correct key still parses, with its value
+    _, training, _ = parse_args(["--config", TINY, *overrides_to_argv(["learning_rate=0.5", "use_cpu=true"])])
+    assert training.learning_rate == 0.5
+
+
+def test_argument_classes_are_plain_importable_classes():
+    from trl import ModelConfig, ScriptArguments, SFTTrainer
+
+    from roboreward.training import RewardModelConfig, RewardScriptArguments, RewardSFTTrainer
+
+    assert issubclass(RewardSFTTrainer, SFTTrainer) and RewardSFTTrainer.__module__ == "roboreward.training.trainer"
+    assert issubclass(RewardScriptArguments, ScriptArguments) and issubclass(RewardModelConfig, ModelConfig)
+    script, _, _ = parse_args(["--config", TINY])
+    assert isinstance(script, RewardScriptArguments)
+    assert script.sampling() == FrameSampling(fps=2.0, max_frames=4, min_frames=2)
+
+
+def test_missing_dataset_fails_before_the_model_loads(tmp_path, monkeypatch):
+    """The tiny recipe's default data/sample, absent: one clear error, raised before any model is built."""
+    from roboreward.scoring import vlm
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the dataset was checked")
+
+    monkeypatch.setattr(vlm, "load_model", no_model)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hint = r"dataset_name 'data/sample': no such folder.*roboreward build --source sample"
+    with pytest.raises(RecipeError, match=hint):
+        run(["--config", str(Path(__file__).resolve().parent.parent / TINY), "--output_dir", str(tmp_path / "o")])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The tiny recipe end to end, and reloading the best checkpoint through the scoring API
 # ---------------------------------------------------------------------------------------------------------------
@@ -203,10 +262,10 @@ def test_best_checkpoint_reloads_and_scores_like_training_eval(trained, dataset)
     s = info["video_sampling"]
     rm = RewardModel(trained, fps=s["fps"], max_frames=s["max_frames"], min_frames=s["min_frames"], batch_size=4)
     rows = load_examples(dataset, "validation")
-    outs = rm.score_batch([r["video_path"] for r in rows], [r["task"] for r in rows])
+    outs = rm.score_batch([r.video_path for r in rows], [r.task for r in rows])
     for o in outs:
         assert np.isclose(sum(o.probs), 1.0, atol=1e-5) and 1 <= o.score <= 5
-    assert mae([o.score for o in outs], [r["reward"] for r in rows]) == pytest.approx(info["eval_metrics"]["eval_mae"])
+    assert mae([o.score for o in outs], [r.reward for r in rows]) == pytest.approx(info["eval_metrics"]["eval_mae"])
 
 
 def test_qlora_tiny_recipe_trains_on_cpu_and_merges(dataset, tiny_model, tmp_path):
@@ -229,6 +288,47 @@ def test_qlora_tiny_recipe_trains_on_cpu_and_merges(dataset, tiny_model, tmp_pat
     assert "eval_mae" in info["eval_metrics"] and (out / "README.md").is_file()
     # the merged model is a plain safetensors checkpoint the scoring API loads
     out_score = RewardModel(out, fps=2.0, max_frames=4, min_frames=2).score(
-        load_examples(dataset, "validation")[0]["video_path"], "open the top drawer"
+        load_examples(dataset, "validation")[0].video_path, "open the top drawer"
     )
     assert 1 <= out_score.score <= 5
+
+
+def test_model_card_header_and_snippet_run_as_written(trained, dataset, tmp_path, monkeypatch, capsys):
+    """The card's YAML header parses (huggingface_hub), carries model-index; the usage snippet runs offline as
+    copied: no absolute path, no ``null``, no enum reprs, the model found by its id."""
+    import re
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    text = (trained / "README.md").read_text()
+    card = ModelCard(text)
+    data = card.data.to_dict()
+    assert data["license"] == "apache-2.0" and data["base_model"] == "tiny:qwen3_vl"
+    assert data["pipeline_tag"] == "video-text-to-text" and data["library_name"] == "transformers"
+    info = json.loads((trained / "run_info.json").read_text())
+    mae = next(r for r in card.data.eval_results if r.metric_type == "mae")
+    assert mae.metric_value == pytest.approx(info["eval_metrics"]["eval_mae"], abs=1e-4)
+    assert mae.dataset_split == "validation" and mae.dataset_name == dataset.name
+    assert "null" not in text and "SchedulerType." not in text and "OptimizerNames." not in text
+    assert str(tmp_path.parent.parent) not in text and str(trained.parent) not in text
+    assert "| lr_scheduler_type | linear |" in text
+    snippet = re.search(r"## Usage.*?```python\n(.*?)```", text, re.S).group(1)
+    assert 'RewardModel("tiny", fps=2.0, max_frames=4, min_frames=2)' in snippet
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "tiny").symlink_to(trained, target_is_directory=True)
+    shutil.copy(load_examples(dataset, "validation")[0].video_path, work / "episode.mp4")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    exec(compile(snippet, "model_card_usage", "exec"), {"__name__": "__main__"})
+    score, *_ = capsys.readouterr().out.split()
+    assert 1 <= int(score) <= 5
+
+
+def test_no_trainer_card_and_checkpoint_paths_are_relative(trained):
+    info = json.loads((trained / "run_info.json").read_text())
+    assert info["best_checkpoint"] == Path(info["best_checkpoint"]).name  # "checkpoint-2", not an absolute path
+    for ckpt in trained.glob("checkpoint-*"):
+        assert not (ckpt / "README.md").exists()
+    assert "roboreward" in (trained / "README.md").read_text().split("---")[1]  # our card's tags

@@ -1,11 +1,14 @@
 """The video-aware SFT collator for reward-model training.
 
 TRL's VLM collator handles images only, so this one builds each example itself: the released-card prompt
-with the rubric and the task (:func:`roboreward.vlm.prompt_text`, primed with ``ANSWER: ``), the digit of
-the reward appended as the only target, and the video sampled uniformly (:func:`roboreward.video.read_video`)
-and encoded with the processor (:func:`roboreward.vlm.encode`). Batches are **left padded**, exactly as the
+with the rubric and the task (:func:`roboreward.scoring.vlm.prompt_text`, primed with ``ANSWER: ``), the digit of
+the reward appended as the only target, and the video sampled by a :class:`~roboreward.sampling.FrameSampling`
+and encoded with the processor (:func:`roboreward.scoring.vlm.encode`). Batches are **left padded**, exactly as the
 scoring API encodes them, so the answer digit is the last token of every row and everything else is masked
 (``labels == -100``).
+
+Examples are :class:`roboreward.types.Example` rows read by :func:`roboreward.dataset.read_split` (their
+``video_path`` resolved), or mappings with ``video_path``, ``task`` and ``reward`` (rows of a ``datasets.Dataset``).
 
 A video that cannot be decoded mid-epoch does not stop training: the example is dropped from its batch,
 counted, and appended to ``skip_log`` (one JSON line per skip, safe across dataloader workers). A batch whose
@@ -23,8 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from roboreward.rubric import check_score
-from roboreward.video import SampledVideo, VideoDecodeError, read_video
-from roboreward.vlm import Family, encode, prompt_text, score_token_ids
+from roboreward.sampling import FrameSampling
+from roboreward.scoring.vlm import Family, encode, prompt_text, score_token_ids
+from roboreward.types import Example
+from roboreward.video import SampledVideo, VideoDecodeError
+
+#: A training example: a dataset row, or a mapping with the :data:`EXAMPLE_COLUMNS`.
+TrainingExample = Example | Mapping[str, Any]
 
 logger = logging.getLogger(__name__)
 
@@ -33,36 +41,16 @@ IGNORE_INDEX = -100
 EXAMPLE_COLUMNS: tuple[str, ...] = ("video_path", "task", "reward")
 
 
-@dataclass
-class VideoSampling:
-    """How frames are sampled from each video: ``fps`` (clamped to ``[min_frames, max_frames]``) or an exact
-    ``num_frames``. Recorded in the run info and model card."""
-
-    fps: float | None = 2.0
-    num_frames: int | None = None
-    max_frames: int = 8
-    min_frames: int = 4
-
-    def __post_init__(self) -> None:
-        if self.fps is not None and self.num_frames is not None:
-            raise ValueError("video sampling: give fps or num_frames, not both")
-        if self.min_frames < 1 or self.max_frames < self.min_frames:
-            raise ValueError(
-                f"video sampling: need 1 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}"
-            )
-
-    def read(self, path: str | os.PathLike) -> SampledVideo:
-        return read_video(
-            path, num_frames=self.num_frames, fps=self.fps, max_frames=self.max_frames, min_frames=self.min_frames
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "fps": self.fps,
-            "num_frames": self.num_frames,
-            "max_frames": self.max_frames,
-            "min_frames": self.min_frames,
-        }
+def example_fields(ex: TrainingExample) -> tuple[Any, Any, Any]:
+    """``(video_path, task, reward)`` of a training example; a KeyError names the missing columns."""
+    if isinstance(ex, Example):
+        if ex.video_path is None:
+            raise KeyError(f"training example {ex.file_name!r} has no video_path (read it with read_split)")
+        return ex.video_path, ex.task, ex.reward
+    missing = [c for c in EXAMPLE_COLUMNS if c not in ex]
+    if missing:
+        raise KeyError(f"training example is missing column(s) {missing}; it has {sorted(ex)}")
+    return ex["video_path"], ex["task"], ex["reward"]
 
 
 @dataclass
@@ -71,9 +59,9 @@ class RewardCollator:
 
     processor: Any
     family: Family
-    sampling: VideoSampling = field(default_factory=VideoSampling)
+    sampling: FrameSampling = field(default_factory=FrameSampling)
     skip_log: str | os.PathLike | None = None
-    fallback: Sequence[Mapping[str, Any]] = ()
+    fallback: Sequence[TrainingExample] = ()
     template: str | None = None
     skipped: int = 0
 
@@ -82,20 +70,19 @@ class RewardCollator:
         self._fallback_pos = 0
 
     # ---- one example -------------------------------------------------------------------------------------
-    def _prepare(self, ex: Mapping[str, Any]) -> tuple[str, SampledVideo]:
-        missing = [c for c in EXAMPLE_COLUMNS if c not in ex]
-        if missing:
-            raise KeyError(f"training example is missing column(s) {missing}; it has {sorted(ex)}")
-        reward = check_score(ex["reward"], where=f"{ex['video_path']}: reward")
-        video = self.sampling.read(ex["video_path"])
-        return prompt_text(self.processor, ex["task"], template=self.template) + str(reward), video
+    def _prepare(self, ex: TrainingExample) -> tuple[str, SampledVideo]:
+        video_path, task, reward = example_fields(ex)
+        reward = check_score(reward, where=f"{video_path}: reward")
+        video = self.sampling.read(video_path)
+        return prompt_text(self.processor, task, template=self.template) + str(reward), video
 
-    def _record_skip(self, ex: Mapping[str, Any], exc: Exception) -> None:
+    def _record_skip(self, ex: TrainingExample, exc: Exception) -> None:
         self.skipped += 1
-        logger.warning("skipping undecodable video %s: %s", ex.get("video_path"), exc)
+        video_path, task, _ = example_fields(ex)
+        logger.warning("skipping undecodable video %s: %s", video_path, exc)
         if self.skip_log is not None:
             Path(self.skip_log).parent.mkdir(parents=True, exist_ok=True)
-            line = json.dumps({"video_path": str(ex.get("video_path")), "task": ex.get("task"), "error": str(exc)})
+            line = json.dumps({"video_path": str(video_path), "task": task, "error": str(exc)})
             with open(self.skip_log, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
 
@@ -112,7 +99,7 @@ class RewardCollator:
         )
 
     # ---- the batch -----------------------------------------------------------------------------------------
-    def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def __call__(self, examples: Sequence[TrainingExample]) -> dict[str, Any]:
         texts: list[str] = []
         videos: list[SampledVideo] = []
         for ex in examples:
