@@ -2,7 +2,8 @@
 
 ``handler(request_json) -> reply`` decides each answer; a reply is a str (the assistant's text), a dict
 (a full response body, sent as is), or ``(status, body)`` for errors. ``delay`` seconds before replying
-lets tests exercise timeouts. Every request body is recorded in ``server.requests``.
+lets tests exercise timeouts. Every request body is recorded in ``server.requests``. ``strict=True`` refuses,
+with vLLM's 400, a body that vLLM's ``ChatCompletionRequest`` refuses (:func:`vllm_request_error`).
 
     with ChatServer(lambda req: "ANSWER: 4") as server:
         client = OpenAI(base_url=server.base_url, ...)
@@ -18,6 +19,34 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Reply = str | dict | tuple[int, Any]
+
+#: vLLM's default ``--max-logprobs``: a request asking for more top_logprobs is refused.
+VLLM_MAX_LOGPROBS = 20
+
+
+def vllm_request_error(req: dict) -> str | None:
+    """Why vLLM's OpenAI server (``vllm/entrypoints/openai/protocol.py``, ChatCompletionRequest's validators)
+    would refuse this chat request, or None. ``add_generation_prompt`` defaults to true there."""
+    messages = req.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: field required (a non-empty list)"
+    if req.get("continue_final_message") and req.get("add_generation_prompt", True):
+        return "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+    if req.get("continue_final_message") and messages[-1].get("role") != "assistant":
+        return "continue_final_message needs a final assistant message to continue"
+    top = req.get("top_logprobs")
+    if top is not None:
+        if top < 0:
+            return "`top_logprobs` must be a positive value."
+        if top > 0 and not req.get("logprobs"):
+            return "when using `top_logprobs`, `logprobs` must be set to true."
+        if top > VLLM_MAX_LOGPROBS:
+            return f"Requested sample logprobs of {top}, which is greater than max allowed: {VLLM_MAX_LOGPROBS}"
+    if req.get("max_tokens") is not None and req["max_tokens"] < 1:
+        return "max_tokens must be at least 1"
+    if "mm_processor_kwargs" in req and not isinstance(req["mm_processor_kwargs"], dict | None):
+        return "mm_processor_kwargs must be an object"
+    return None
 
 
 def chat_response(text: str, model: str = "fake", top_logprobs: list[dict[str, float]] | None = None) -> dict:
@@ -48,9 +77,10 @@ def chat_response(text: str, model: str = "fake", top_logprobs: list[dict[str, f
 class ChatServer:
     """Context manager running the server in a thread; ``base_url`` ends with ``/v1``."""
 
-    def __init__(self, handler: Callable[[dict], Reply], *, delay: float = 0.0) -> None:
+    def __init__(self, handler: Callable[[dict], Reply], *, delay: float = 0.0, strict: bool = False) -> None:
         self.handler = handler
         self.delay = delay
+        self.strict = strict
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         outer = self
@@ -89,6 +119,11 @@ class ChatServer:
                     return
                 with outer._lock:
                     outer.requests.append(req)
+                refused = vllm_request_error(req) if outer.strict else None
+                if refused is not None:
+                    error = {"message": refused, "type": "BadRequestError", "param": None, "code": 400}
+                    self._send(400, {"error": error})  # vLLM's ErrorResponse
+                    return
                 if outer.delay:
                     time.sleep(outer.delay)
                 try:

@@ -1,8 +1,15 @@
 """OpenAI-compatible API scorer: any ``/chat/completions`` server (vLLM, proprietary APIs), on the one
 :class:`~roboreward.chat_client.ChatClient`.
 
-It parses the ``ANSWER: <n>`` text (HELM style) and, when the server returns ``top_logprobs`` (vLLM does),
-reads the same distribution over 1..5 as the local scorer from the score token after ``ANSWER:``.
+Two ways to ask, one spec syntax ``<scheme>:<model>@<base_url>`` (:func:`api_scorer_from_spec`):
+
+* ``openai:`` — a plain chat request; the ``ANSWER: <n>`` text is parsed (HELM style) and, when the server
+  returns ``top_logprobs`` (vLLM does), the distribution over 1..5 is read at the score token after ``ANSWER:``;
+* ``vllm:`` — the scale-out path for a reward checkpoint served by ``vllm serve``: the assistant turn is primed
+  with ``ANSWER: `` (vLLM's ``continue_final_message=True`` / ``add_generation_prompt=False``), one token is
+  generated with ``logprobs`` / ``top_logprobs``, and p(1..5) is read at that token — the same prompt and the
+  same distribution as the local :class:`~roboreward.scoring.local.RewardModel`, without generation. The
+  video goes as one mp4 (``video_url``), as the checkpoints were trained on video input.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from roboreward.chat_client import ChatClient, ChatError, chat_body, check_video_mode, video_parts
-from roboreward.rubric import SCORES, parse_answer, reward_prompt
+from roboreward.rubric import ANSWER_PREFIX, SCORES, parse_answer, reward_prompt
 from roboreward.sampling import DEFAULT_FPS, DEFAULT_MAX_FRAMES, DEFAULT_MIN_FRAMES, FrameSampling
 from roboreward.scoring.common import output_from_probs, sample_video
 from roboreward.types import RewardOutput, VideoInput
@@ -27,6 +34,22 @@ class ApiError(RuntimeError):
 
 
 _ANSWER_TAIL_RE = re.compile(r"answer\s*[:=]?\s*\**\s*\[?\s*$", re.IGNORECASE)
+
+
+def probs_at(token: dict[str, Any]) -> list[float] | None:
+    """The distribution over 1..5 at one generated token of ``logprobs.content``: the mass of each digit among
+    its ``top_logprobs`` ("4" and " 4" both count), renormalised over 1..5; ``None`` when no digit is there."""
+    digits = {str(s) for s in SCORES}
+    alternatives = token.get("top_logprobs") or [{"token": token.get("token"), "logprob": token.get("logprob", 0.0)}]
+    mass = np.zeros(len(SCORES))
+    for alt in alternatives:
+        t = (alt.get("token") or "").strip()
+        lp = alt.get("logprob")
+        if t in digits and lp is not None and math.isfinite(lp):
+            mass[int(t) - 1] += math.exp(lp)
+    if mass.sum() <= 0:
+        return None
+    return [float(x) for x in mass / mass.sum()]
 
 
 def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | None:
@@ -54,18 +77,7 @@ def probs_from_top_logprobs(content: Sequence[dict[str, Any]]) -> list[float] | 
             position = 0  # a bare "4" answer
         else:
             return None
-    alternatives = content[position].get("top_logprobs") or [
-        {"token": content[position].get("token"), "logprob": content[position].get("logprob", 0.0)}
-    ]
-    mass = np.zeros(len(SCORES))
-    for alt in alternatives:
-        t = (alt.get("token") or "").strip()
-        lp = alt.get("logprob")
-        if t in digits and lp is not None and math.isfinite(lp):
-            mass[int(t) - 1] += math.exp(lp)
-    if mass.sum() <= 0:
-        return None
-    return [float(x) for x in mass / mass.sum()]
+    return probs_at(content[position])
 
 
 @dataclass
@@ -78,8 +90,11 @@ class ApiScorer:
     Greedy decoding (``temperature=0``); ``logprobs=True, top_logprobs=k`` is requested so servers that
     support it (vLLM) give the distribution over 1..5; text-only answers are parsed HELM style and an
     unparseable answer returns ``RewardOutput(score=1, parsed=False)`` (the metric counts it at the maximum
-    error). Timeouts, retries and backoff are :class:`~roboreward.chat_client.ChatClient`'s; a failed call
-    or a body that is not a chat completion raises :class:`ApiError`.
+    error). ``primed=True`` (the ``vllm:`` spec) asks a vLLM server the local scorer's way instead: the
+    assistant turn starts with ``ANSWER: `` and is continued for one token (``continue_final_message``), and
+    p(1..5) is read at that token. ``mm_processor_kwargs`` go to vLLM's HF processor. Timeouts, retries and
+    backoff are :class:`~roboreward.chat_client.ChatClient`'s; a failed call or a body that is not a chat
+    completion raises :class:`ApiError`.
     """
 
     model: str
@@ -101,10 +116,17 @@ class ApiScorer:
     extra_body: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     sampling: FrameSampling | None = None
+    primed: bool = False
+    mm_processor_kwargs: dict[str, Any] | None = None
     _chat: ChatClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_video_mode(self.video_mode)
+        if self.primed and not (self.logprobs and self.top_logprobs >= len(SCORES)):
+            raise ValueError(
+                f"a primed API scorer reads p(1..5) from top_logprobs: needs logprobs=True and top_logprobs >= "
+                f"{len(SCORES)}, got logprobs={self.logprobs}, top_logprobs={self.top_logprobs}"
+            )
         if self.sampling is not None:
             self.fps, self.num_frames = self.sampling.fps, self.sampling.num_frames
             self.max_frames, self.min_frames = self.sampling.max_frames, self.sampling.min_frames
@@ -131,22 +153,28 @@ class ApiScorer:
             "video_mode": self.video_mode,
             **self.sampling.as_dict(),  # type: ignore[union-attr]
             "custom_template": self.template is not None,
+            **({"primed": True} if self.primed else {}),
         }
 
     def close(self) -> None:
         self._chat.close()
 
     def request_body(self, video: VideoInput, instruction: str) -> dict[str, Any]:
-        """The chat-completions request for one pair (frames first, then the rubric prompt)."""
+        """The chat-completions request for one pair (frames first, then the rubric prompt; when primed, the
+        assistant turn ``ANSWER: `` to continue for one token)."""
         sampled = sample_video(video, self.sampling)
         content = [
             *video_parts(sampled, self.video_mode, quality=90),  # type: ignore[arg-type]
             {"type": "text", "text": reward_prompt(instruction, self.template)},
         ]
-        logprobs = {"logprobs": True, "top_logprobs": self.top_logprobs} if self.logprobs else {}
-        body = chat_body(
-            self.model, [{"role": "user", "content": content}], temperature=0.0, max_tokens=self.max_tokens, **logprobs
-        )
+        messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
+        fields: dict[str, Any] = {"temperature": 0.0, "max_tokens": self.max_tokens}
+        if self.logprobs:
+            fields.update(logprobs=True, top_logprobs=self.top_logprobs)
+        if self.primed:
+            messages.append({"role": "assistant", "content": ANSWER_PREFIX})
+            fields.update(max_tokens=1, continue_final_message=True, add_generation_prompt=False)
+        body = chat_body(self.model, messages, mm_processor_kwargs=self.mm_processor_kwargs, **fields)
         body.update(self.extra_body)
         return body
 
@@ -158,7 +186,11 @@ class ApiScorer:
         except (KeyError, IndexError, TypeError, AttributeError):
             raise ApiError(f"not a chat completion: {str(response)[:300]}") from None
         content = (choice.get("logprobs") or {}).get("content") or []
-        probs = probs_from_top_logprobs(content) if content else None
+        if self.primed:  # the first generated token is the score token; the reply lacks the primed prefix
+            text = ANSWER_PREFIX + text
+            probs = probs_at(content[0]) if content else None
+        else:
+            probs = probs_from_top_logprobs(content) if content else None
         parsed = parse_answer(text)
         if probs is not None:
             return output_from_probs(probs, raw_text=text)
@@ -180,4 +212,24 @@ class ApiScorer:
         return self._chat.map(lambda pair: self.score(*pair), list(zip(videos, instructions, strict=True)))
 
 
-__all__ = ["ApiError", "ApiScorer", "probs_from_top_logprobs"]
+#: Spec schemes of API scorers (``<scheme>:<model>@<base_url>``) and the ApiScorer options each one sets.
+API_SCHEMES: dict[str, dict[str, Any]] = {"openai": {}, "vllm": {"primed": True, "video_mode": "video_url"}}
+
+
+def api_scorer_from_spec(spec: str, **kwargs: Any) -> ApiScorer | None:
+    """The :class:`ApiScorer` of an ``openai:<model>@<base_url>`` / ``vllm:<model>@<base_url>`` spec (``None``
+    for any other spec; the base URL may be left out, ``@`` and all, for the default). ``kwargs`` win over the
+    scheme's options. ValueError names a malformed spec."""
+    scheme, colon, rest = str(spec).strip().partition(":")
+    if not colon or scheme not in API_SCHEMES:
+        return None
+    model, at, base_url = rest.partition("@")
+    if not model or (at and not base_url):
+        raise ValueError(f"API scorer spec must be '{scheme}:<model>@<base_url>', got {spec!r}")
+    options = {**API_SCHEMES[scheme], **kwargs}
+    if base_url:
+        options["base_url"] = base_url
+    return ApiScorer(model=model, **options)
+
+
+__all__ = ["API_SCHEMES", "ApiError", "ApiScorer", "api_scorer_from_spec", "probs_at", "probs_from_top_logprobs"]
