@@ -326,3 +326,335 @@ def test_subset_names_match_the_release(tmp_path):
         (tmp_path / "taco_play/1.0.0/taco_play-train.tfrecord-00000-of-00001").read_bytes()
     )
     assert {r.source for r in list_source(f"rlds:{tmp_path / 'x'}")} == {"ucsd_kitchen"}
+
+
+# ------------------------------------------------------------------------------------ the formats' own bytes
+# tests/fixtures/ holds datasets written by LeRobot 0.4.4 / 0.3.3 and TFDS 4.9 themselves (see the make_*_fixtures.py
+# scripts there). Frames are flat colours: red = 40 + 50 * episode, green = 20 + 25 * frame.
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    return frame.reshape(-1, 3).mean(0)
+
+
+def _check_frames(video: np.ndarray, episode: int, length: int, blue: int = 128) -> None:
+    assert len(video) == length
+    for i, frame in enumerate(video):
+        assert np.abs(_rgb(frame) - (40 + 50 * episode, 20 + 25 * i, blue)).max() < 6, (episode, i, _rgb(frame))
+
+
+def _copy(name: str, dst: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(FIXTURES / "lerobot" / name, dst))
+
+
+def _edit_episodes(root: Path, **columns) -> None:
+    """Rewrite columns of a v3 dataset's meta/episodes parquet: name -> function(row dict) -> value."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    [f] = (root / "meta" / "episodes").glob("**/*.parquet")
+    table = pq.read_table(f)
+    rows = table.to_pylist()
+    for name, fn in columns.items():
+        values = [fn(r) for r in rows]
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pa.array(values, type=table.schema.field(name).type))
+    pq.write_table(table, f)
+
+
+def test_lerobot_044_h264_dataset_cameras_tasks_and_frames():
+    refs = list(list_source(f"lerobot:{FIXTURES / 'lerobot' / 'h264_multi'}"))
+    assert [r.id for r in refs] == [f"h264_multi_episode_{i:06d}" for i in range(3)]
+    eps = [load_episode(r) for r in refs]
+    # the depth stream sorts first but is never the default camera
+    assert {e.meta["camera"] for e in eps} == {"observation.images.front"}
+    for i, (e, n) in enumerate(zip(eps, [6, 8, 5], strict=True)):
+        _check_frames(e.video, i, n)  # every frame, the last included, and no neighbour's
+    # LeRobot stored episode 1's tasks as list(set(...)); the instruction follows the frames' order
+    assert eps[1].instruction == "open the drawer; put the cup in the drawer"
+    assert eps[0].instruction == "pick up the red block"
+    # a dtype: image camera is read from the data parquet
+    overhead = load_episode(refs[2], ReaderOptions(camera="overhead"))
+    assert overhead.meta["camera"] == "observation.images.overhead"
+    _check_frames(overhead.video, 2, 5, blue=230)
+    with pytest.raises(SourceError, match="is a depth map"):
+        load_episode(refs[0], ReaderOptions(camera="depth"))
+
+
+def test_lerobot_multi_task_instruction_does_not_depend_on_stored_order(tmp_path):
+    root = _copy("h264_multi", tmp_path / "ds")
+    _edit_episodes(root, tasks=lambda r: list(reversed(r["tasks"])))
+    ep = load_episode(list(list_source(f"lerobot:{root}"))[1])
+    assert ep.instruction == "open the drawer; put the cup in the drawer"
+    (root / "data" / "chunk-000" / "file-000.parquet").unlink()  # frames cannot tell: sorted
+    ep = load_episode(list(list_source(f"lerobot:{root}"))[1])
+    assert ep.instruction == "open the drawer; put the cup in the drawer"
+
+
+def test_lerobot_last_frame_kept_when_to_timestamp_marks_it(tmp_path):
+    root = _copy("h264_multi", tmp_path / "ds")
+    key = "videos/observation.images.front"
+    _edit_episodes(root, **{f"{key}/to_timestamp": lambda r: r[f"{key}/from_timestamp"] + (r["length"] - 1) / 10})
+    for i, (ref, n) in enumerate(zip(list_source(f"lerobot:{root}"), [6, 8, 5], strict=True)):
+        ep = load_episode(ref)
+        _check_frames(ep.video, i, n)
+        assert ep.meta["segment"]["t1"] == pytest.approx(ep.meta["segment"]["t0"] + n / 10)
+
+
+def test_lerobot_nan_from_timestamp_without_length_is_an_episode_error(tmp_path):
+    root = _copy("h264_multi", tmp_path / "ds")
+    key = "videos/observation.images.front"
+    _edit_episodes(
+        root,
+        **{f"{key}/from_timestamp": lambda r: float("nan") if r["episode_index"] == 1 else r[f"{key}/from_timestamp"]},
+        length=lambda r: None if r["episode_index"] == 1 else r["length"],
+    )
+    refs = list(list_source(f"lerobot:{root}"))
+    with pytest.raises(SourceError) as err:
+        load_episode(refs[1])
+    assert err.value.episode_id == "ds_episode_000001" and err.value.field == f"{key}/from_timestamp"
+    _check_frames(load_episode(refs[2]).video, 2, 5)  # its neighbours are unaffected
+
+
+def test_lerobot_av1_v30_and_v21_datasets():
+    av1 = [load_episode(r) for r in list_source(f"lerobot:{FIXTURES / 'lerobot' / 'av1'}")]
+    assert [e.meta["lerobot_version"] for e in av1] == ["v3.0", "v3.0"]
+    _check_frames(av1[0].video, 0, 5)
+    _check_frames(av1[1].video, 1, 7)
+    v21 = [load_episode(r) for r in list_source(f"lerobot:{FIXTURES / 'lerobot' / 'v21'}")]
+    assert [e.meta["lerobot_version"] for e in v21] == ["v2.1", "v2.1"]
+    assert isinstance(v21[1].video, Path) and v21[1].video.name == "episode_000001.mp4"
+    assert v21[1].instruction == "open the drawer; put the cup in the drawer"
+    from roboreward.video import read_all_frames
+
+    _check_frames(read_all_frames(v21[1].video)[0], 1, 6)
+
+
+def test_lerobot_hub_cache_snapshot_is_named_after_the_repository(tmp_path):
+    repo = tmp_path / "hub" / "datasets--lerobot--austin_sirius_dataset"
+    old = _copy("av1", repo / "snapshots" / "0123abcd")
+    new = _copy("av1", repo / "snapshots" / "89ef4567")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("89ef4567")
+    refs = list(list_source(f"lerobot:{old}"))
+    assert {r.source for r in refs} == {"austin_sirius"} and refs[0].id == "austin_sirius_episode_000000"
+    assert load_episode(refs[0]).embodiment == "so100"  # robot_type from info.json wins over the OXE table
+    refs = list(list_source(f"lerobot:{repo}"))  # the repository folder: only the snapshot refs/main names
+    assert len(refs) == 2 and {r.locator["root"] for r in refs} == {str(new)}
+
+
+def test_lerobot_listing_errors_are_named_and_skipped(tmp_path):
+    import json
+
+    from roboreward.sources import ListingProblem
+
+    _copy("av1", tmp_path / "all" / "good")
+    (_copy("av1", tmp_path / "all" / "listy") / "meta" / "info.json").write_text("[1, 2]")
+    (_copy("av1", tmp_path / "all" / "broken") / "meta" / "info.json").write_text('{"fps": 10, oops}')
+    v21 = _copy("v21", tmp_path / "all" / "old")
+    lines = (v21 / "meta" / "episodes.jsonl").read_text().splitlines()
+    bad = json.loads(lines[0]) | {"episode_index": "x"}
+    (v21 / "meta" / "episodes.jsonl").write_text("\n".join([json.dumps(bad), lines[1], "{not json"]) + "\n")
+    problems: list[ListingProblem] = []
+    refs = list(list_source(f"lerobot:{tmp_path / 'all'}", problems=problems))
+    assert sorted(r.id for r in refs) == ["good_episode_000000", "good_episode_000001", "old_episode_000001"]
+    by_where = {p.where: p for p in problems}
+    assert str(tmp_path / "all" / "listy") in by_where and "expected a JSON dict, got list" in str(problems)
+    assert "broken" in str(problems) and "info.json: invalid JSON" in str(problems)
+    assert any(p.where.endswith("episodes.jsonl:1") and "'x'" in p.error for p in problems)
+    assert any(p.where.endswith("episodes.jsonl:3") and "invalid JSON" in p.error for p in problems)
+    assert all(p.as_skipped()["source"] for p in problems)
+    with pytest.raises(ValueError, match=r"info\.json"):  # no problems list: the first one raises, named
+        list(list_source(f"lerobot:{tmp_path / 'all'}"))
+
+
+def test_lerobot_source_split(tmp_path):
+    import json
+
+    root = _copy("h264_multi", tmp_path / "ds")
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["splits"] = {"train": "0:2", "test": "2:3"}
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    test = list(list_source(f"lerobot:{root}", ReaderOptions(source_split="test")))
+    assert [r.id for r in test] == ["ds_episode_000002"]
+    with pytest.raises(ValueError, match="split 'val' not in info.json splits"):
+        list(list_source(f"lerobot:{root}", ReaderOptions(source_split="val")))
+
+
+def test_rlds_tfds_datasets_fps_instructions_versions_and_splits():
+    refs = list(list_source(f"rlds:{FIXTURES / 'rlds'}"))
+    assert sorted({r.source for r in refs}) == ["austin_sirius", "bridge", "droid", "language_table", "taco_play"]
+    assert {r.locator["version"] for r in refs if r.source == "bridge"} == {"0.1.0"}  # newest only, not merged
+    eps = {r.id: load_episode(r) for r in refs}
+    assert sorted(eps) == [
+        "austin_sirius_train_000000", "austin_sirius_train_000001", "bridge_test_000000", "bridge_train_000000",
+        "bridge_train_000001", "droid_train_000000", "droid_train_000001", "language_table_train_000000",
+        "language_table_train_000001", "taco_play_test_000000", "taco_play_train_000000",
+    ]  # fmt: skip
+    fps = {e.source: e.fps for e in eps.values()}
+    assert fps == {"austin_sirius": 20, "bridge": 5, "droid": 15, "language_table": 10, "taco_play": 15}
+    assert eps["droid_train_000001"].instruction == "close the laptop"  # language_instruction empty, _2 set
+    assert eps["language_table_train_000000"].instruction == "push the red star to the blue cube"
+    assert eps["bridge_train_000001"].instruction == "open the microwave"
+    assert eps["taco_play_train_000000"].meta["camera"] == "rgb_static"
+    assert eps["droid_train_000000"].meta["camera"] == "exterior_image_1_left"
+    assert eps["bridge_test_000000"].video.shape == (3, 480, 640, 3)
+    assert np.abs(_rgb(eps["bridge_train_000001"].video[2]) - (90, 70, 128)).max() < 6
+    assert np.abs(_rgb(eps["taco_play_test_000000"].video[0]) - (190, 20, 128)).max() < 6
+    # per-source options
+    opts = ReaderOptions(source_fps={"bridge": 7}, source_split="test")
+    test = [load_episode(r, opts) for r in list_source(f"rlds:{FIXTURES / 'rlds'}", opts)]
+    assert sorted((e.id, e.fps) for e in test) == [("bridge_test_000000", 7.0), ("taco_play_test_000000", 15.0)]
+    old = list(list_source(f"rlds:{FIXTURES / 'rlds' / 'bridge'}", ReaderOptions(source_version="0.0.9")))
+    assert [load_episode(r).instruction for r in old] == ["an old copy"]
+    with pytest.raises(ValueError, match=r"no version '9\.9\.9' \(available: 0\.0\.9, 0\.1\.0\)"):
+        list(list_source(f"rlds:{FIXTURES / 'rlds' / 'bridge'}", ReaderOptions(source_version="9.9.9")))
+    droid = [r for r in refs if r.source == "droid"]
+    third = ReaderOptions(instruction_key="steps/language_instruction_3")
+    assert load_episode(droid[1], third).instruction == "shut it"
+    with pytest.raises(SourceError, match="empty in every step"):
+        load_episode(droid[0], third)
+    with pytest.raises(SourceError, match=r"steps/nope: no such feature \(instruction-like features: .*_2"):
+        load_episode(droid[0], ReaderOptions(instruction_key="steps/nope"))
+    with pytest.raises(ValueError, match="bad --source-fps"):
+        sources.parse_source_fps(["bridge"])
+    assert sources.parse_source_fps(["bridge_data_v2=4", "viola=20"]) == {"bridge": 4.0, "viola": 20.0}
+
+
+def test_rlds_truncated_file_is_named_and_its_good_records_kept(tmp_path):
+    import shutil
+
+    from roboreward.sources import ListingProblem
+
+    d = tmp_path / "bridge" / "0.1.0"
+    shutil.copytree(FIXTURES / "rlds" / "bridge" / "0.1.0", d)
+    f = d / "bridge-train.tfrecord-00000-of-00001"
+    f.write_bytes(f.read_bytes()[:-100])
+    problems: list[ListingProblem] = []
+    refs = list(list_source(f"rlds:{tmp_path}", problems=problems))
+    assert [r.id for r in refs] == ["bridge_test_000000", "bridge_train_000000"]
+    [p] = problems
+    assert p.where == str(f) and "truncated record" in p.error
+    assert load_episode(refs[1]).instruction == "put the spoon in the pot"
+    with pytest.raises(ValueError, match="truncated record"):
+        list(list_source(f"rlds:{tmp_path}"))
+
+
+# ------------------------------------------------------------------------------------------------ RoboArena dumps
+
+
+def _arena_session(root: Path, name: str, policies: dict, *, layout: str, instruction: str = "wipe the table") -> Path:
+    """A session folder as RoboArena dumps it: metadata.yaml + ``<side>_<policy>/`` videos, in either layout
+    (``cameras``: left_shoulder.mp4 ...; ``2025``: ``<policy>_<timestamp>_video_left.mp4`` ...)."""
+    import yaml
+
+    from roboreward.video import write_video
+
+    sdir = root / "evaluation_sessions" / name
+    sdir.mkdir(parents=True)
+    meta = {"session_id": name, "language_instruction": instruction, "policies": {}}
+    for k, (side, (policy, score)) in enumerate(policies.items()):
+        meta["policies"][side] = {"policy_name": policy, "partial_success": score}
+        folder = sdir / f"{side}_{policy}"
+        folder.mkdir()
+        for c, cam in enumerate(("left", "right", "wrist")):
+            fname = f"{cam}_shoulder.mp4" if layout == "cameras" and cam != "wrist" else f"{cam}.mp4"
+            if layout == "2025":
+                fname = f"{policy}_2025_03_01_12_00_{k:02d}_video_{cam}.mp4"
+            write_video(folder / fname, episode_frames(4, 10 * k + c, h=32, w=48), 15)
+    (sdir / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    return sdir
+
+
+def test_roboarena_both_dump_layouts_and_a_third_policy(tmp_path):
+    _arena_session(tmp_path, "2025_03_01_a", {"A": ("pi0", 1.0), "B": ("octo", 0.3)}, layout="cameras")
+    _arena_session(
+        tmp_path, "2025_03_02_b", {"A": ("pi0_fast", 0.5), "B": ("paligemma", 0.0), "C": ("dp", 0.9)}, layout="2025"
+    )
+    refs = list(list_source(f"roboarena:{tmp_path}"))
+    assert [r.id for r in refs] == [f"2025_03_01_a_{s}" for s in "AB"] + [f"2025_03_02_b_{s}" for s in "ABC"]
+    assert len({r.group for r in refs[2:]}) == 1
+    eps = [load_episode(r) for r in refs]
+    assert [e.label for e in eps] == [5, 2, 3, 1, 5]
+    assert [e.video.name for e in eps] == [
+        "left_shoulder.mp4", "left_shoulder.mp4", "pi0_fast_2025_03_01_12_00_00_video_left.mp4",
+        "paligemma_2025_03_01_12_00_01_video_left.mp4", "dp_2025_03_01_12_00_02_video_left.mp4",
+    ]  # fmt: skip
+    wrist = load_episode(refs[4], ReaderOptions(camera="wrist"))
+    assert wrist.video.name == "dp_2025_03_01_12_00_02_video_wrist.mp4"
+    assert load_episode(refs[3], ReaderOptions(camera="right_shoulder")).video.name.endswith("_video_right.mp4")
+
+
+def test_roboarena_policy_in_metadata_without_folder_is_reported_not_lost(tmp_path):
+    import yaml
+
+    sdir = _arena_session(tmp_path, "s", {"A": ("pi0", 1.0), "B": ("octo", 0.3)}, layout="2025")
+    meta = yaml.safe_load((sdir / "metadata.yaml").read_text())
+    meta["policies"]["C"] = {"policy_name": "gone", "partial_success": 0.5}
+    (sdir / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    refs = list(list_source(f"roboarena:{tmp_path}"))
+    assert [r.id for r in refs] == ["s_A", "s_B", "s_C"]
+    with pytest.raises(SourceError, match=r"s_C: C_<policy>: no video folder"):
+        load_episode(refs[2])
+
+
+def test_roboarena_strict_scores_safe_yaml_and_colliding_session_names(tmp_path):
+    import time
+
+    sdir = _arena_session(tmp_path, "s 1", {"A": ("pi0", 1.0), "B": ("octo", 0.3)}, layout="cameras")
+    _arena_session(tmp_path, "s_1", {"A": ("pi0", 1.0), "B": ("octo", 0.3)}, layout="cameras")
+    text = (sdir / "metadata.yaml").read_text()
+    (sdir / "metadata.yaml").write_text(text.replace("partial_success: 0.3", "partial_success: yes"))
+    refs = list(list_source(f"roboarena:{tmp_path}"))
+    ids = [r.id for r in refs]
+    assert len(set(ids)) == 4 and ids[2:] == ["s_1_A", "s_1_B"] and ids[0].startswith("s_1_") and ids[0] != ids[2]
+    assert refs[0].group != refs[2].group
+    with pytest.raises(SourceError, match=r"policies\.B\.partial_success: True is not a number"):
+        load_episode(refs[1])
+    # a billion-laughs metadata.yaml is refused quickly, and the error quotes little of it
+    lol = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lol += [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    (sdir / "metadata.yaml").write_text("\n".join(lol) + "\nlanguage_instruction: *i\npolicies: {A: *i}\n")
+    t = time.perf_counter()
+    assert [r.id for r in list_source(f"roboarena:{tmp_path}")][:2] == ids[:2]
+    with pytest.raises(SourceError) as err:
+        load_episode(refs[0])
+    assert time.perf_counter() - t < 5
+    assert err.value.field == "metadata.yaml" and "aliases" in str(err.value) and len(str(err.value)) < 500
+
+
+# ------------------------------------------------------------------------------------------------ released layout
+
+
+def test_released_layout_groups_kinds_and_shared_videos(tmp_path):
+    import json
+
+    from roboreward.video import write_video
+
+    rows = {
+        "train": [
+            {"file_name": "bridge/ep_7.mp4", "task": "put the pot on the stove", "reward": 5},
+            {"file_name": "bridge/ep_7.mp4", "task": "put the pot in the sink", "reward": 1},
+            {"file_name": "bridge/ep_9.mp4", "task": "open the door", "reward": 5},
+        ],
+        "test": [{"file_name": "bridge/ep_7_attempt_2_score_2.mp4", "task": "put the pot on the stove", "reward": 2}],
+    }
+    for split, rs in rows.items():
+        (tmp_path / split / "bridge").mkdir(parents=True)
+        (tmp_path / split / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rs))
+        for r in rs:
+            write_video(tmp_path / split / r["file_name"], episode_frames(3, 1, h=32, w=48), 10)
+    refs = list(list_source(f"released:{tmp_path}"))
+    by_id = {r.id: r for r in refs}
+    assert sorted(by_id) == ["ep_7", "ep_7_attempt_2_score_2", "ep_9"]  # one ref per video, not per row
+    assert by_id["ep_7"].group == by_id["ep_7_attempt_2_score_2"].group != by_id["ep_9"].group
+    ep = load_episode(by_id["ep_7"])
+    assert [r["task"] for r in ep.meta["released_rows"]] == ["put the pot on the stove", "put the pot in the sink"]
+    assert {r["episode_id"] for r in ep.meta["released_rows"]} == {"bridge/ep_7"}  # written back: kept on rebuild
+    clip = load_episode(by_id["ep_7_attempt_2_score_2"]).meta["released_row"]
+    assert clip["kind"] == "clipped" and clip["episode_id"] == "bridge/ep_7" and clip["reward"] == 2
+    assert load_episode(by_id["ep_9"]).meta["released_row"]["kind"] == "original"

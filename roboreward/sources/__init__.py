@@ -26,16 +26,18 @@ import numpy as np
 from roboreward.sources.common import (
     OXE_EMBODIMENTS,
     EpisodeRef,
+    ListingProblem,
     ReaderOptions,
     SourceError,
     choose_camera,
+    parse_source_fps,
     slug,
     stable_seed,
     subset_name,
 )
 from roboreward.sources.lerobot import decode_range, list_lerobot, load_lerobot
 from roboreward.sources.released import list_released, load_released
-from roboreward.sources.rlds import RLDS_CAMERAS, RLDS_INSTRUCTION_KEYS, list_rlds, load_rlds
+from roboreward.sources.rlds import RLDS_CAMERAS, RLDS_FPS, RLDS_INSTRUCTION_KEYS, list_rlds, load_rlds
 from roboreward.sources.roboarena import ROBOARENA_CAMERAS, ROBOARENA_SOURCE, list_roboarena, load_roboarena
 from roboreward.sources.tfrecord import crc32c, masked_crc, parse_example, read_tfrecord, tfrecord_offsets
 from roboreward.types import Episode
@@ -44,10 +46,12 @@ __all__ = [
     "OXE_EMBODIMENTS",
     "READERS",
     "RLDS_CAMERAS",
+    "RLDS_FPS",
     "RLDS_INSTRUCTION_KEYS",
     "ROBOARENA_CAMERAS",
     "ROBOARENA_SOURCE",
     "EpisodeRef",
+    "ListingProblem",
     "ReaderOptions",
     "SourceError",
     "choose_camera",
@@ -57,6 +61,7 @@ __all__ = [
     "load_episode",
     "masked_crc",
     "parse_example",
+    "parse_source_fps",
     "parse_source_spec",
     "read_tfrecord",
     "sample_per_source",
@@ -67,7 +72,7 @@ __all__ = [
     "tfrecord_offsets",
 ]
 
-Lister = Callable[[Path, ReaderOptions], Iterator[EpisodeRef]]
+Lister = Callable[[Path, ReaderOptions, "list[ListingProblem] | None"], Iterator[EpisodeRef]]
 Loader = Callable[[EpisodeRef, ReaderOptions], Episode]
 
 #: The registry: reader name (the ``<reader>:`` of a ``--source`` spec) -> (list refs, load one episode).
@@ -99,19 +104,26 @@ def sample_source_dir() -> Path:
     return Path(str(resources.files("roboreward").joinpath("data", "sample_source")))
 
 
-def list_source(spec: str, options: ReaderOptions | None = None) -> Iterator[EpisodeRef]:
-    """All episode refs of one ``--source`` spec (``sample`` = the bundled LeRobot + RoboArena sample)."""
+def list_source(
+    spec: str, options: ReaderOptions | None = None, problems: list[ListingProblem] | None = None
+) -> Iterator[EpisodeRef]:
+    """All episode refs of one ``--source`` spec (``sample`` = the bundled LeRobot + RoboArena sample).
+
+    With a ``problems`` list, a dataset, file or episode that cannot be listed (bad ``info.json``, an
+    ``episode_index`` that is not an integer, a truncated record file, ...) is appended to it, named, and the
+    rest is listed; without one the first such problem raises. A source with nothing to list always raises.
+    """
     options = options or ReaderOptions()
     reader, path = parse_source_spec(spec)
     if reader == "sample":
         root = sample_source_dir()
         if not (root / "lerobot").is_dir():
             raise FileNotFoundError(f"the bundled sample source is missing from {root}")
-        yield from list_lerobot(root / "lerobot", options)
-        yield from list_roboarena(root / "roboarena", options)
+        yield from list_lerobot(root / "lerobot", options, problems)
+        yield from list_roboarena(root / "roboarena", options, problems)
         return
     assert path is not None
-    yield from READERS[reader][0](path, options)
+    yield from READERS[reader][0](path, options, problems)
 
 
 def load_episode(ref: EpisodeRef, options: ReaderOptions | None = None) -> Episode:

@@ -40,6 +40,16 @@ def subset_name(name: str) -> str:
     return _SUBSET_ALIASES.get(n, n)
 
 
+#: The most characters of an input value an error message quotes (a hostile file cannot grow a report).
+QUOTE_LIMIT = 200
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with the full length said), for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class SourceError(ValueError):
     """A bad episode: the message names the episode and the field (``<episode>: <field>: <problem>``)."""
 
@@ -49,12 +59,75 @@ class SourceError(ValueError):
 
 
 @dataclass(frozen=True)
+class ListingProblem:
+    """A dataset, file or episode that could not be listed: named, skipped and reported, the rest listed."""
+
+    source: str  # the sub-dataset (or the source folder when the name is not known yet)
+    where: str  # the episode id or the file
+    field: str
+    error: str
+
+    def as_skipped(self) -> dict[str, Any]:
+        """The build report's ``skipped`` entry shape."""
+        return {"episode": self.where, "source": self.source, "split": None, "field": self.field, "error": self.error}
+
+
+@dataclass(frozen=True)
 class ReaderOptions:
-    """Options shared by the readers (all JSON-serialisable: they are part of the build fingerprint)."""
+    """Options shared by the readers (all JSON-serialisable: they are part of the build fingerprint).
+
+    ``camera``: camera key (full key or last name part); default: the first non-wrist, non-depth view.
+    ``source_fps``: frames per second per sub-dataset name, over the RLDS table of known OXE control rates
+    (:data:`roboreward.sources.rlds.RLDS_FPS`); LeRobot and RoboArena files carry their own rate.
+    ``instruction_key``: the RLDS feature holding the instruction (e.g. ``steps/language_instruction_2``);
+    default: the known keys in order. ``source_split``: read only this split of the source (an RLDS file's
+    ``<name>-<split>.tfrecord`` split, a LeRobot ``info.json`` ``splits`` entry). ``source_version``: the RLDS
+    version folder to read (default: the newest of each dataset).
+    """
 
     camera: str | None = None
     progress_bins: tuple[float, float, float, float] = (20, 40, 60, 80)
     success_label: int = 5
+    source_fps: dict[str, float] = field(default_factory=dict)
+    instruction_key: str | None = None
+    source_split: str | None = None
+    source_version: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "progress_bins", tuple(float(b) for b in self.progress_bins))
+        fps = {}
+        for name, value in dict(self.source_fps).items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1000:
+                raise ValueError(f"source fps for {name!r} must be a number in (0, 1000], got {quote(value)}")
+            fps[str(name)] = float(value)
+        object.__setattr__(self, "source_fps", fps)
+
+
+def parse_source_fps(specs: Sequence[str] | None) -> dict[str, float]:
+    """``["bridge=5", "taco_play=15"]`` (the ``--source-fps`` CLI values) -> ``{"bridge": 5.0, ...}``."""
+    out: dict[str, float] = {}
+    for spec in specs or ():
+        name, sep, value = str(spec).partition("=")
+        try:
+            out[subset_name(name.strip())] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"bad --source-fps {spec!r}: use NAME=FPS, e.g. bridge=5")
+    return out
+
+
+def read_json(path: Path, *, kind: type = dict) -> Any:
+    """Parse a metadata JSON file; the error names the file and what is wrong (not a bare decoder message)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    if not isinstance(data, kind):
+        raise ValueError(f"{path}: expected a JSON {kind.__name__}, got {type(data).__name__}")
+    return data
 
 
 @dataclass(frozen=True)
@@ -125,3 +198,12 @@ def inside(root: Path, relative: str, episode_id: str, field_name: str = "video_
     if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
         raise SourceError(episode_id, field_name, f"{relative!r} escapes the dataset folder {root}")
     return root / rel
+
+
+def skip(
+    problems: list[ListingProblem] | None, problem: ListingProblem, exc_type: type[Exception] = ValueError
+) -> None:
+    """Record a listing problem and go on, or raise it when the caller collects none (``problems is None``)."""
+    if problems is None:
+        raise exc_type(f"{problem.where}: {problem.field}: {problem.error}")
+    problems.append(problem)

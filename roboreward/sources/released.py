@@ -1,6 +1,10 @@
 """A folder in the released RoboReward layout (``<split>/metadata.jsonl``), to rebuild or re-split a release.
 
-Rows are kept as they are (no further clipping); examples of one ``episode_id`` share a split group.
+Rows are kept as they are (no further clipping). One ref per video file: rows that share a video (the release's
+counterfactual instructions of one episode) travel together in ``meta["released_rows"]``, so the video is copied
+once. The episode of a row is its ``episode_id``, else its file name without the release's clip suffix
+``_attempt_<n>_score_<k>``; it is written back into every row (so a rebuilt dataset keeps the grouping) and its
+rows share a split group. A row named with the clip suffix and no ``kind`` of its own is a ``clipped`` row.
 """
 
 from __future__ import annotations
@@ -9,14 +13,23 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from roboreward.sources.common import EpisodeRef, ReaderOptions, SourceError, slug
+from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError, quote, skip, slug
 from roboreward.types import Episode
 
-_CLIP_SUFFIX = re.compile(r"_attempt_\d+_score_\d+$")
+_CLIP_SUFFIX = re.compile(r"_attempt_\d+_score_(\d+)$")
 
 
-def list_released(path: Path, options: ReaderOptions) -> Iterator[EpisodeRef]:
-    """Every row of every split; rows of one ``episode_id`` (or one un-clipped file stem) share a group."""
+def episode_of(file_name: str, episode_id: str = "") -> tuple[str, bool]:
+    """(episode, is a clip) of a released row: its ``episode_id``, else its path without the clip suffix."""
+    stem = Path(file_name).with_suffix("").as_posix()
+    clipped = _CLIP_SUFFIX.search(stem) is not None
+    return (str(episode_id) if episode_id else _CLIP_SUFFIX.sub("", stem)), clipped
+
+
+def list_released(
+    path: Path, options: ReaderOptions, problems: list[ListingProblem] | None = None
+) -> Iterator[EpisodeRef]:
+    """One ref per video file of every split (its rows in the locator); rows of one episode share a group."""
     from roboreward.dataset.reader import available_splits, read_split
 
     splits = available_splits(path)
@@ -24,29 +37,48 @@ def list_released(path: Path, options: ReaderOptions) -> Iterator[EpisodeRef]:
         raise FileNotFoundError(f"{path}: no <split>/metadata.jsonl found")
     seen: dict[str, int] = {}
     for split in splits:
-        for row in read_split(path, split, check_files=False):
-            stem = _CLIP_SUFFIX.sub("", Path(row.data["file_name"]).with_suffix("").as_posix())
-            episode = str(row.data.get("episode_id") or stem)
-            parts = Path(row.data["file_name"]).with_suffix("").parts
+        if options.source_split and split != options.source_split:
+            continue
+        by_video: dict[str, list] = {}
+        try:
+            split_rows = read_split(path, split, check_files=False)
+        except ValueError as exc:  # DatasetFormatError names the file and line
+            skip(problems, ListingProblem(slug(Path(path).name), split, "metadata.jsonl", str(exc)))
+            continue
+        for row in split_rows:
+            by_video.setdefault(str(row.video_path), []).append(row)
+        for video, rows in by_video.items():
+            first = rows[0]
+            episode, _ = episode_of(first.file_name, first.episode_id)
+            data = []
+            for row in rows:
+                d = row.data
+                d["episode_id"] = episode
+                if row.kind == "original" and episode_of(row.file_name)[1]:
+                    d["kind"] = "clipped"
+                data.append(d)
+            data.sort(key=lambda d: d["kind"] != "original")  # the original row first, when there is one
+            parts = Path(first.file_name).with_suffix("").parts
             base = slug("__".join(parts[1:] if len(parts) > 1 else parts))  # the path below the subset folder
             n = seen[base] = seen.get(base, 0) + 1
             eid = base if n == 1 else f"{base}__{n}"
             yield EpisodeRef(
                 "released",
-                slug(row.subset),
+                slug(first.subset),
                 eid,
-                f"{row.subset}/{episode}",
-                {"video": str(row.video_path), "row": row.data, "split": split},
+                f"{first.subset}/{episode}",
+                {"video": video, "rows": data, "split": split},
             )
 
 
 def load_released(ref: EpisodeRef, options: ReaderOptions) -> Episode:
     from roboreward.rubric import check_score
 
-    row = ref.locator["row"]
+    rows = ref.locator.get("rows") or [ref.locator["row"]]
+    row = rows[0]
     video = Path(ref.locator["video"])
     if not video.is_file():
-        raise SourceError(ref.id, "file_name", f"{row.get('file_name')!r}: video not found at {video}")
+        raise SourceError(ref.id, "file_name", f"{quote(row.get('file_name'))}: video not found at {video}")
     try:
         label = check_score(row.get("reward"), where="reward")
     except ValueError as exc:
@@ -58,5 +90,5 @@ def load_released(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         video=video,
         label=label,
         embodiment=str(row.get("embodiment") or ""),
-        meta={"released_row": row, "released_split": ref.locator["split"], "no_clip": True},
+        meta={"released_row": row, "released_rows": rows, "released_split": ref.locator["split"], "no_clip": True},
     )

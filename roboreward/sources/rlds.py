@@ -1,7 +1,15 @@
-"""RLDS episodes as exported by TFDS (``<name>/<version>/*.tfrecord-*``, one ``tf.train.Example`` per episode with
-``steps/observation/<camera>`` encoded frames and ``steps/language_instruction``), read with the small decoder of
-:mod:`roboreward.sources.tfrecord`: no TensorFlow needed. ArrayRecord files (``*.array_record-*``) too when the
-optional ``array-record`` package is installed. Every episode is a success: label ``options.success_label``.
+"""RLDS episodes as exported by TFDS (``<name>/<version>/<name>-<split>.tfrecord-*``, one ``tf.train.Example`` per
+episode with ``steps/observation/<camera>`` encoded frames and a language instruction), read with the small
+decoder of :mod:`roboreward.sources.tfrecord`: no TensorFlow needed. ArrayRecord files (``*.array_record-*``) too
+when the optional ``array-record`` package is installed. Every episode is a success: label
+``options.success_label``.
+
+* one version folder per dataset: the newest (``options.source_version`` picks another), never two merged;
+* ``options.source_split`` reads one split of the source (``train``, ``test``, ``val``, ...);
+* fps: :data:`RLDS_FPS`, the control rates of the Open X-Embodiment datasets, overridable per dataset with
+  ``options.source_fps`` (``--source-fps bridge=5``); datasets in neither get :data:`DEFAULT_RLDS_FPS`;
+* instruction: the first non-empty of :data:`RLDS_INSTRUCTION_KEYS` (DROID's ``language_instruction_2`` / ``_3``
+  when the first is empty; language_table's int32 Unicode code points), or exactly ``options.instruction_key``.
 """
 
 from __future__ import annotations
@@ -18,66 +26,173 @@ import numpy as np
 from roboreward.sources.common import (
     OXE_EMBODIMENTS,
     EpisodeRef,
+    ListingProblem,
     ReaderOptions,
     SourceError,
     choose_camera,
+    skip,
     subset_name,
 )
 from roboreward.sources.tfrecord import parse_example, read_tfrecord, tfrecord_offsets
 from roboreward.types import Episode
 
 #: Default RLDS camera keys, in order of preference (third-person views first).
-RLDS_CAMERAS: tuple[str, ...] = ("image", "rgb", "agentview_rgb", "front_rgb", "image_0", "exterior_image_1_left")
+RLDS_CAMERAS: tuple[str, ...] = (
+    "image",
+    "rgb",
+    "agentview_rgb",
+    "front_rgb",
+    "image_0",
+    "exterior_image_1_left",
+    "rgb_static",
+)
+#: Instruction features, in order: the first non-empty one is the episode's instruction.
 RLDS_INSTRUCTION_KEYS: tuple[str, ...] = (
     "steps/language_instruction",
     "steps/observation/natural_language_instruction",
     "steps/observation/language_instruction",
     "episode_metadata/language_instruction",
+    "steps/language_instruction_2",
+    "steps/language_instruction_3",
+    "steps/observation/instruction",
 )
+#: Control rate (Hz) of the Open X-Embodiment datasets (the OXE dataset sheet's "control frequency"), by the
+#: release's subset name; the frame rate of the videos a build writes from them.
+RLDS_FPS: dict[str, float] = {
+    "fractal20220817_data": 3, "bridge": 5, "taco_play": 15, "droid": 15, "language_table": 10,
+    "austin_sirius": 20, "austin_buds": 20, "austin_sailor": 20, "viola": 20, "toto": 30, "jaco_play": 10,
+    "berkeley_autolab_ur5": 5, "stanford_hydra": 10, "roboturk": 10, "kuka": 10, "berkeley_cable_routing": 10,
+    "iamlab_cmu_pickup_insert": 20, "ucsd_kitchen": 2, "ucsd_pick_and_place": 3, "utokyo_xarm_bimanual": 10,
+    "berkeley_fanuc_manipulation": 10, "cmu_play_fusion": 5, "berkeley_mvp": 5, "berkeley_rpt": 30,
+    "kaist_nonprehensile": 10, "dlr_edan_shared_control": 5, "tokyo_u_lsmo": 10, "utokyo_pr2_tabletop": 10,
+}  # fmt: skip
+DEFAULT_RLDS_FPS = 10.0
+_VERSION = re.compile(r"\d+\.\d+\.\d+")
+_SPLIT = re.compile(r"-([A-Za-z0-9_]+)\.(?:tfrecord|array_record)")
 
 
-def _rlds_datasets(path: Path) -> list[tuple[str, list[Path]]]:
-    """(sub-dataset name, tfrecord files) found under ``path`` (TFDS: <name>/<version>/<name>-<split>.tfrecord-*)."""
-    files = sorted(p for pat in ("*.tfrecord*", "*.array_record*") for p in Path(path).rglob(pat) if p.is_file())
-    if Path(path).is_file():
-        files = [Path(path)]
+def rlds_fps(name: str, options: ReaderOptions) -> float:
+    """The frame rate of RLDS sub-dataset ``name``: the option, else the OXE table, else the default."""
+    return float(options.source_fps.get(name) or RLDS_FPS.get(name) or DEFAULT_RLDS_FPS)
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".")) if _VERSION.fullmatch(v) else (-1,)
+
+
+def _dataset_of(f: Path) -> tuple[str, str]:
+    """(sub-dataset name, version folder or '') of a record file."""
+    parent, name = f.parent, ""
+    info = parent / "dataset_info.json"
+    if info.is_file():
+        try:
+            data = json.loads(info.read_text(encoding="utf-8"))
+            name = str(data.get("name") or "") if isinstance(data, dict) else ""
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            name = ""
+    version = parent.name if _VERSION.fullmatch(parent.name) else ""
+    if not name:
+        name = parent.parent.name if version else parent.name
+    return subset_name(name), version
+
+
+def _rlds_datasets(path: Path, options: ReaderOptions) -> list[tuple[str, str, list[Path]]]:
+    """(sub-dataset name, version, record files) under ``path``: one version per dataset (the newest, or the
+    chosen ``options.source_version``)."""
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(p for pat in ("*.tfrecord*", "*.array_record*") for p in path.rglob(pat) if p.is_file())
     if not files:
         raise FileNotFoundError(f"{path}: no TFRecord or ArrayRecord files (*.tfrecord*, *.array_record*) found")
-    groups: dict[str, list[Path]] = {}
+    groups: dict[str, dict[str, list[Path]]] = {}
     for f in files:
-        info = f.parent / "dataset_info.json"
-        name = ""
-        if info.is_file():
-            try:
-                name = json.loads(info.read_text()).get("name", "")
-            except json.JSONDecodeError:
-                name = ""
-        if not name:
-            parent = f.parent
-            name = parent.parent.name if re.fullmatch(r"\d+\.\d+\.\d+", parent.name) else parent.name
-        groups.setdefault(subset_name(name), []).append(f)
-    return sorted(groups.items())
+        name, version = _dataset_of(f)
+        groups.setdefault(name, {}).setdefault(version, []).append(f)
+    out = []
+    for name, versions in sorted(groups.items()):
+        if options.source_version:
+            if options.source_version not in versions:
+                have = ", ".join(sorted(v or "(none)" for v in versions))
+                raise ValueError(f"{path}: {name} has no version {options.source_version!r} (available: {have})")
+            version = options.source_version
+        else:
+            version = max(versions, key=_version_key)
+        out.append((name, version, versions[version]))
+    return out
 
 
-def list_rlds(path: Path, options: ReaderOptions) -> Iterator[EpisodeRef]:
-    """One ref per TFRecord record (= one RLDS episode), per TFDS dataset found under ``path``."""
-    for name, files in _rlds_datasets(Path(path)):
-        n = 0
+def _split_of(f: Path) -> str:
+    m = _SPLIT.search(f.name)
+    return m.group(1) if m else "train"
+
+
+def list_rlds(path: Path, options: ReaderOptions, problems: list[ListingProblem] | None = None) -> Iterator[EpisodeRef]:
+    """One ref per record (= one RLDS episode), per TFDS dataset found under ``path``.
+
+    A damaged or truncated file is recorded in ``problems`` (raised when it is None); its records before the
+    damage are still listed.
+    """
+    for name, version, files in _rlds_datasets(Path(path), options):
+        counts: dict[str, int] = {}
         for f in files:
-            split = "train"
-            m = re.search(r"-(train|validation|val|test)\.", f.name)
-            if m:
-                split = m.group(1)
-            if _is_array_record(f):
-                for index in range(_array_record_count(f)):
-                    eid = f"{name}_{split}_{n:06d}"
-                    yield EpisodeRef("rlds", name, eid, eid, {"file": str(f), "index": index})
-                    n += 1
+            split = _split_of(f)
+            if options.source_split and split != options.source_split:
                 continue
-            for offset, length in tfrecord_offsets(f):
-                eid = f"{name}_{split}_{n:06d}"
-                yield EpisodeRef("rlds", name, eid, eid, {"file": str(f), "offset": offset, "length": length})
-                n += 1
+            try:
+                if _is_array_record(f):
+                    locs: Iterator[dict[str, Any]] = ({"index": i} for i in range(_array_record_count(f)))
+                else:
+                    locs = ({"offset": o, "length": n} for o, n in tfrecord_offsets(f))
+                for loc in locs:
+                    n = counts[split] = counts.get(split, 0) + 1
+                    eid = f"{name}_{split}_{n - 1:06d}"
+                    yield EpisodeRef("rlds", name, eid, eid, {"file": str(f), "version": version, **loc})
+            except (OSError, ValueError) as exc:
+                skip(problems, ListingProblem(name, str(f), "record", str(exc)), type(exc))
+
+
+def _text(values: list, key: str) -> str:
+    """The first non-empty text of a feature's values (bytes per step, or int32 code points, zero-padded)."""
+    if not values:
+        return ""
+    if isinstance(values[0], bytes):
+        for v in values:
+            text = v.decode("utf-8", "replace").strip()
+            if text:
+                return text
+        return ""
+    if isinstance(values[0], int) and "instruction" in key:
+        chars = []
+        for c in values:
+            if c == 0:
+                if chars:
+                    break
+                continue
+            if not 0 < c < 0x110000:
+                return ""
+            chars.append(chr(c))
+        return "".join(chars).strip()
+    return ""
+
+
+def instruction_of(feats: dict[str, list], options: ReaderOptions, episode_id: str) -> str:
+    """The episode's instruction (see the module docstring)."""
+    if options.instruction_key:
+        key = options.instruction_key
+        if key not in feats:
+            have = ", ".join(k for k in sorted(feats) if "instruction" in k) or "none"
+            raise SourceError(episode_id, key, f"no such feature (instruction-like features: {have})")
+        text = _text(feats[key], key)
+        if not text:
+            raise SourceError(episode_id, key, "empty in every step")
+        return text
+    for key in RLDS_INSTRUCTION_KEYS:
+        text = _text(feats.get(key, []), key)
+        if text:
+            return text
+    return ""
 
 
 def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
@@ -103,17 +218,10 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
     else:
         preferred = [c for c in RLDS_CAMERAS if c in cams]
         cam = preferred[0] if preferred else choose_camera(cams, None, episode_id=ref.id)
-    instruction = ""
-    for key in RLDS_INSTRUCTION_KEYS:
-        for v in feats.get(key, []):
-            text = v.decode("utf-8", "replace").strip() if isinstance(v, bytes) else ""
-            if text:
-                instruction = text
-                break
-        if instruction:
-            break
+    instruction = instruction_of(feats, options, ref.id)
     if not instruction:
-        raise SourceError(ref.id, "language_instruction", "no non-empty language instruction in any step")
+        keys = ", ".join(k for k in RLDS_INSTRUCTION_KEYS if k in feats) or "none of the known keys present"
+        raise SourceError(ref.id, "language_instruction", f"no non-empty language instruction in any step ({keys})")
     frames = []
     for i, blob in enumerate(feats[prefix + cam]):
         try:
@@ -125,10 +233,10 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         raise SourceError(ref.id, f"steps/observation/{cam}", "episode has no frames")
     if len({fr.shape for fr in frames}) != 1:
         raise SourceError(ref.id, f"steps/observation/{cam}", "frames have different sizes")
-    meta: dict[str, Any] = {"camera": cam, "file": f.name}
-    for key in ("episode_metadata/file_path", "episode_metadata/recording_folderpath"):
-        if feats.get(key):
-            meta[key.split("/")[-1]] = feats[key][0].decode("utf-8", "replace")
+    meta: dict[str, Any] = {"camera": cam, "file": f.name, "version": ref.locator.get("version", "")}
+    for key in ("episode_metadata/file_path", "episode_metadata/recording_folderpath", "episode_id"):
+        if feats.get(key) and isinstance(feats[key][0], bytes):
+            meta[key.split("/")[-1]] = feats[key][0].decode("utf-8", "replace")[:300]
     return Episode(
         id=ref.id,
         source=ref.source,
@@ -136,7 +244,7 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         video=np.stack(frames),
         label=options.success_label,
         embodiment=OXE_EMBODIMENTS.get(ref.source, ""),
-        fps=10.0,
+        fps=rlds_fps(ref.source, options),
         meta=meta,
     )
 
