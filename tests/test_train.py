@@ -332,3 +332,79 @@ def test_no_trainer_card_and_checkpoint_paths_are_relative(trained):
     for ckpt in trained.glob("checkpoint-*"):
         assert not (ckpt / "README.md").exists()
     assert "roboreward" in (trained / "README.md").read_text().split("---")[1]  # our card's tags
+
+
+class RecordingHfApi:
+    """Stands in for ``huggingface_hub.HfApi``: records the repo creation and the one commit (offline)."""
+
+    def __init__(self) -> None:
+        self.repos: list[dict] = []
+        self.commits: list[dict] = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.repos.append({"repo_id": repo_id, **kwargs})
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        self.commits.append({"repo_id": repo_id, "operations": list(operations), **kwargs})
+        return "commit-url"
+
+
+def test_push_uploads_the_folder_and_our_card_with_eval_results(trained, dataset, tmp_path):
+    """One commit: the model files, run_info.json and our card rendered for the repo id, with the `roboreward eval`
+    results in model-index; never a checkpoint, a pickle or Trainer's card."""
+    from huggingface_hub import ModelCard
+
+    from roboreward.evaluation import evaluate_models
+    from roboreward.training import eval_results_from_leaderboard, push_model
+
+    evaluate_models(
+        [f"mine={trained}"],
+        dataset=dataset,
+        split="validation",
+        out_dir=tmp_path / "eval",
+        fps=2.0,
+        max_frames=4,
+        scorer_kwargs={"min_frames": 2},
+        show_progress=False,
+    )
+    board = json.loads((tmp_path / "eval" / "leaderboard.json").read_text())
+    local_card = (trained / "README.md").read_text()
+    api = RecordingHfApi()
+    pushed = push_model(
+        trained, "me/roboreward-tiny", eval_results=eval_results_from_leaderboard(tmp_path / "eval"), api=api
+    )
+    assert api.repos == [{"repo_id": "me/roboreward-tiny", "private": None, "exist_ok": True, "token": None}]
+    (commit,) = api.commits
+    files = sorted(op.path_in_repo for op in commit["operations"])
+    assert files == sorted(pushed["files"])
+    assert {"model.safetensors", "config.json", "processor_config.json", "run_info.json", "README.md"} <= set(files)
+    assert not [f for f in files if f.startswith(("checkpoint-", "runs/")) or f.endswith((".bin", ".pt", ".pth"))]
+    assert files.count("README.md") == 1
+    card_op = next(op for op in commit["operations"] if op.path_in_repo == "README.md")
+    card = ModelCard(card_op.path_or_fileobj.decode())
+    assert 'RewardModel("me/roboreward-tiny", fps=2.0' in card.text
+    assert card.data.model_name == "roboreward-tiny" and card.data.license == "apache-2.0"
+    (mae,) = [r for r in card.data.eval_results if r.metric_type == "mae"]  # eval's replaces the run's own
+    assert mae.metric_value == pytest.approx(board["models"][0]["mae"], abs=1e-4) and mae.dataset_split == "validation"
+    assert mae.dataset_name == dataset.name
+    # the run's own validation metrics that eval does not report stay
+    assert any(r.metric_type == "mae_expected" for r in card.data.eval_results)
+    assert (trained / "README.md").read_text() == local_card  # the local card is left as it is
+
+
+def test_push_command_dry_run_and_errors(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from roboreward.cli import app
+
+    result = CliRunner().invoke(app, ["push", str(trained), "me/tiny-rm", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("---", 1)[0].split()
+    assert "model.safetensors" in listed and "README.md" in listed and not [f for f in listed if "checkpoint" in f]
+    assert 'RewardModel("me/tiny-rm"' in result.output
+    result = CliRunner().invoke(app, ["push", str(tmp_path), "me/tiny-rm", "--dry-run"])
+    assert result.exit_code == 2 and "run_info.json not found" in result.output
+    bad = tmp_path / "leaderboard.json"
+    bad.write_text(json.dumps({"dataset": "d", "split": "test", "models": [{"model": "a"}, {"model": "b"}]}))
+    result = CliRunner().invoke(app, ["push", str(trained), "me/tiny-rm", "--dry-run", "--eval-results", str(bad)])
+    assert result.exit_code == 2 and "choose one (--eval-model)" in result.output

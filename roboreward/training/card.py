@@ -170,9 +170,7 @@ def build_run_info(
 # --------------------------------------------------------------------------------------------------------------
 # model-index
 # --------------------------------------------------------------------------------------------------------------
-def eval_results(
-    metrics: Mapping[str, Any], *, dataset: str, split: str, source: str | None = None
-) -> list[EvalResult]:
+def eval_results(metrics: Mapping[str, Any], *, dataset: str, split: str) -> list[EvalResult]:
     """``EvalResult`` entries (one per known metric present) for ``model-index``."""
     out = []
     for key, name in CARD_METRICS.items():
@@ -189,7 +187,6 @@ def eval_results(
                 metric_type=key,
                 metric_name=name,
                 metric_value=round(float(value), 4),
-                source_name=source,
             )
         )
     return out
@@ -221,7 +218,7 @@ def eval_results_from_leaderboard(path: str | os.PathLike, model: str | None = N
         if not matches:
             raise ValueError(f"{p}: no model {model!r} in the leaderboard; it has {names}")
         row = matches[0]
-    return eval_results(row, dataset=public_name(dataset) or dataset, split=split, source="roboreward eval")
+    return eval_results(row, dataset=public_name(dataset) or dataset, split=split)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -277,12 +274,18 @@ def usage_snippet(model_id: str, sampling: Mapping[str, Any]) -> str:
 
 
 def card_data(info: Mapping[str, Any], extra_results: Sequence[EvalResult] = ()) -> ModelCardData:
-    """The card's YAML header: license, base model, datasets, pipeline tag, library, tags and ``model-index``."""
+    """The card's YAML header: license, base model, datasets, pipeline tag, library, tags and ``model-index``.
+
+    ``extra_results`` (from ``roboreward eval``) replace the run's own validation entries for the same dataset,
+    split and metric.
+    """
     dataset = info.get("dataset")
-    results = eval_results(
+    own = eval_results(
         info.get("eval_metrics") or {}, dataset=str(dataset), split=str(info.get("eval_split", "validation"))
     )
-    results += list(extra_results)
+    extra = list(extra_results)
+    covered = {(r.dataset_type, r.dataset_split, r.metric_type) for r in extra}
+    results = [r for r in own if (r.dataset_type, r.dataset_split, r.metric_type) not in covered] + extra
     return ModelCardData(
         license=info.get("license") or None,
         base_model=info.get("base_model"),
