@@ -21,6 +21,7 @@ from roboreward.rl import (
     RewardWrapper,
     episode_reward_value,
     lighten_mujoco_rendering,
+    release_mujoco_rendering,
     setup_headless_mujoco,
 )
 from roboreward.types import RewardOutput
@@ -509,3 +510,38 @@ def test_metaworld_example_end_to_end(tiny_qwen3_vl, tmp_path, capsys):
     assert len(list((tmp_path / "videos").glob("episode_*.mp4"))) == 2
     with pytest.raises(SystemExit, match="no built-in instruction"):
         example.rollout(example.parse_args(["--task", "basketball-v3"]))
+
+
+def test_docs_snippet_runs_on_metaworld_without_warnings_or_exit_errors(tiny_qwen3_vl, tmp_path):
+    """docs/rl.md's first snippet, as written: no gymnasium checker warning, no TypeError at exit (issue 18)."""
+    import os
+    import subprocess
+
+    from test_docs import code_blocks
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "rl.md"
+    code = next(c for _, lang, words, c in code_blocks(doc.read_text()) if lang == "python" and "no-run" not in words)
+    assert "RewardWrapper(" in code and "Meta-World/MT1" in code
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tiny-qwen3-vl").symlink_to(tiny_qwen3_vl)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ROBOREWARD_CACHE": str(cache), "PYTHONWARNINGS": "default"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reward, score, success = proc.stdout.split()
+    assert float(reward) == int(score) and 1 <= int(score) <= 5 and float(success) in (0.0, 1.0)
+    for bad in ("WARN", "Warning", "Traceback", "Exception ignored", "TypeError"):
+        assert bad not in proc.stderr, proc.stderr[-3000:]
+
+
+def test_close_releases_the_mujoco_renderer():
+    env = _metaworld("reach-v3", steps=3)
+    wrapped = RewardWrapper(env, FakeScorer(), "reach")
+    wrapped.reset(seed=0)
+    renderer = env.unwrapped.mujoco_renderer
+    assert renderer._viewers  # a viewer was made by the first render()
+    wrapped.close()
+    assert renderer._viewers == {} and renderer.viewer is None
+    release_mujoco_rendering(SlideEnv())  # not a MuJoCo env: nothing to do

@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - gymnasium is in the `rl` extra
 
 from roboreward.rl.delivery import DeliverySettings, RewardDelivery
 from roboreward.rl.frames import FrameBuffer, FrameRecorder
-from roboreward.rl.mujoco import lighten_mujoco_rendering, setup_headless_mujoco
+from roboreward.rl.mujoco import lighten_mujoco_rendering, release_mujoco_rendering, setup_headless_mujoco
 from roboreward.rl.rewards import EpisodeReward, RewardScoringError, episode_reward_value
 from roboreward.rl.wrapper import RewardWrapper
 
@@ -37,5 +37,6 @@ __all__ = [
     "RewardWrapper",
     "episode_reward_value",
     "lighten_mujoco_rendering",
+    "release_mujoco_rendering",
     "setup_headless_mujoco",
 ]

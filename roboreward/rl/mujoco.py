@@ -48,3 +48,20 @@ def lighten_mujoco_rendering(env: gym.Env, shadowsize: int = 1024, offsamples: i
         raise TypeError(f"{type(env.unwrapped).__name__} is not a MuJoCo env (no .model.vis)")
     model.vis.quality.shadowsize = int(shadowsize)
     model.vis.quality.offsamples = int(offsamples)
+
+
+def release_mujoco_rendering(env: gym.Env) -> None:
+    """Close a MuJoCo env's renderer and drop its viewers now (a no-op for other envs).
+
+    gymnasium's ``OffScreenViewer.__del__`` frees its GL context again even after ``close()``; left for the
+    interpreter's exit, that runs while mujoco's OSMesa module is half torn down and prints
+    ``TypeError: 'NoneType' object is not callable``. Dropping the viewers here runs it while Python is up.
+    :meth:`roboreward.rl.RewardWrapper.close` calls this.
+    """
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    viewers = getattr(renderer, "_viewers", None)
+    if not isinstance(viewers, dict):
+        return
+    renderer.close()
+    viewers.clear()
+    renderer.viewer = None

@@ -10,6 +10,7 @@ import numpy as np
 
 from roboreward.rl.delivery import DeliverySettings, RewardDelivery, resolve_scorer
 from roboreward.rl.frames import DEFAULT_SENT_FRAMES, FrameRecorder
+from roboreward.rl.mujoco import release_mujoco_rendering
 from roboreward.rl.rewards import EpisodeReward, RewardFrom
 from roboreward.types import Scorer
 
@@ -124,13 +125,15 @@ class RewardWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, self._with_ready(info)
 
     def close(self) -> None:
-        """Wait for pending scores (bounded by ``timeout``), keep them for :meth:`pop_rewards`, close the env."""
+        """Wait for pending scores (bounded by ``timeout``), keep them for :meth:`pop_rewards`, close the env
+        (and release a MuJoCo renderer, see :func:`roboreward.rl.mujoco.release_mujoco_rendering`)."""
         if not self._closed:
             self._closed = True
             try:
                 self.delivery.close()
             finally:
                 super().close()
+                release_mujoco_rendering(self.env)
 
     def pop_rewards(self, wait: bool = False) -> list[EpisodeReward]:
         """Take the finished episode rewards (oldest first). ``wait=True`` first waits for all pending ones."""
