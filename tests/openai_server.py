@@ -1,9 +1,10 @@
 """A real local HTTP server speaking the OpenAI chat-completions protocol, for tests (127.0.0.1 only).
 
 ``handler(request_json) -> reply`` decides each answer; a reply is a str (the assistant's text), a dict
-(a full response body, sent as is), or ``(status, body)`` for errors. ``delay`` seconds before replying
-lets tests exercise timeouts. Every request body is recorded in ``server.requests``. ``strict=True`` refuses,
-with vLLM's 400, a body that vLLM's ``ChatCompletionRequest`` refuses (:func:`vllm_request_error`).
+(a full response body, sent as is), or ``(status, body)`` / ``(status, body, headers)`` for errors. ``delay``
+seconds before replying lets tests exercise timeouts. Every request body is recorded in ``server.requests``.
+``strict=True`` refuses, with vLLM's 400, a body that vLLM's ``ChatCompletionRequest`` refuses
+(:func:`vllm_request_error`).
 
     with ChatServer(lambda req: "ANSWER: 4") as server:
         client = OpenAI(base_url=server.base_url, ...)
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Reply = str | dict | tuple[int, Any]
+Reply = str | dict | tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 #: vLLM's default ``--max-logprobs``: a request asking for more top_logprobs is refused.
 VLLM_MAX_LOGPROBS = 20
@@ -89,11 +90,13 @@ class ChatServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def _send(self, status: int, body: Any) -> None:
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -132,7 +135,7 @@ class ChatServer:
                     self._send(500, {"error": {"message": f"{type(exc).__name__}: {exc}"}})
                     return
                 if isinstance(reply, tuple):
-                    self._send(reply[0], reply[1])
+                    self._send(*reply)
                 elif isinstance(reply, dict):
                     self._send(200, reply)
                 else:

@@ -191,6 +191,25 @@ def test_http_5xx_then_success_and_bounded_retries():
         assert len(server.requests) == 2
 
 
+def test_http_retry_after_is_honoured_and_retried_statuses_are_one_set():
+    from roboreward.chat_client import RETRY_STATUSES, is_retried_status
+
+    assert {408, 409, 425, 429} == RETRY_STATUSES and all(is_retried_status(s) for s in (500, 501, 503, 599))
+    assert not any(is_retried_status(s) for s in (200, 400, 401, 404, 422))
+    state = {"n": 0}
+
+    def limited(req):
+        state["n"] += 1
+        return (429, {"error": {"message": "slow down"}}, {"Retry-After": "0.05"}) if state["n"] == 1 else "ok"
+
+    with ChatServer(limited) as server:
+        # the backoff alone would wait 2.5-5 s before the retry; the server's Retry-After says 0.05 s
+        lm = OpenAIChatLM("m", base_url=server.base_url, max_retries=1, backoff=5.0)
+        t0 = time.monotonic()
+        assert lm.generate(LMRequest("x")) == "ok"
+        assert time.monotonic() - t0 < 2.0 and len(server.requests) == 2
+
+
 def test_http_timeout_is_retried_then_reported():
     with ChatServer(lambda req: "late", delay=1.0) as server:
         lm = OpenAIChatLM("m", base_url=server.base_url, timeout=0.2, max_retries=1, backoff=0.01)
