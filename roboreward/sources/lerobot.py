@@ -26,20 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from roboreward.sources.common import (
-    OXE_EMBODIMENTS,
-    EpisodeRef,
-    ListingProblem,
-    ReaderOptions,
-    SourceError,
-    choose_camera,
-    inside,
-    jsonable,
-    quote,
-    read_json,
-    skip,
-    subset_name,
-)
+from roboreward.sources import common
+from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError
 from roboreward.types import Episode
 
 #: How an episode's several tasks are joined into one instruction.
@@ -50,8 +38,8 @@ def dataset_name(root: Path) -> str:
     """The subset name of a dataset root: its folder name, or the Hub repository name of a cache snapshot."""
     root = Path(root)
     if root.parent.name == "snapshots" and root.parent.parent.name.startswith("datasets--"):
-        return subset_name(root.parent.parent.name.split("--")[-1])
-    return subset_name(root.name)
+        return common.subset_name(root.parent.parent.name.split("--")[-1])
+    return common.subset_name(root.name)
 
 
 def _hub_snapshot(roots: list[Path]) -> Path:
@@ -103,7 +91,7 @@ def camera_keys(info: dict) -> dict[str, str]:
 
 def _episode_index(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer) or value != int(value) or value < 0:
-        raise ValueError(f"episode_index {quote(value)} is not a non-negative integer")
+        raise ValueError(f"episode_index {common.quote(value)} is not a non-negative integer")
     return int(value)
 
 
@@ -117,7 +105,7 @@ def _split_range(info: dict, split: str, where: Path) -> range:
     try:
         return range(int(lo), int(hi))
     except ValueError:
-        raise ValueError(f"{where}: split {split!r} is {quote(spec)}, not START:END") from None
+        raise ValueError(f"{where}: split {split!r} is {common.quote(spec)}, not START:END") from None
 
 
 def _rows(root: Path, version: str) -> Iterator[tuple[str, Any]]:
@@ -130,7 +118,7 @@ def _rows(root: Path, version: str) -> Iterator[tuple[str, Any]]:
             raise FileNotFoundError(f"{root}: LeRobot v3 dataset without meta/episodes/**/*.parquet")
         for f in files:
             for i, row in enumerate(pq.read_table(f).to_pylist()):
-                yield f"{f}:{i}", {k: jsonable(v) for k, v in row.items() if not k.startswith("stats/")}
+                yield f"{f}:{i}", {k: common.jsonable(v) for k, v in row.items() if not k.startswith("stats/")}
         return
     path = root / "meta" / "episodes.jsonl"
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -153,13 +141,13 @@ def list_lerobot(
     for root in _lerobot_roots(Path(path)):
         name = dataset_name(root)
         try:
-            info = read_json(root / "meta" / "info.json")
+            info = common.read_json(root / "meta" / "info.json")
             version = str(info.get("codebase_version", "v3.0"))
             split = options.source_split
             keep = _split_range(info, split, root / "meta" / "info.json") if split else None
             rows = list(_rows(root, version))
         except (OSError, ValueError) as exc:
-            skip(problems, ListingProblem(name, str(root), "meta", str(exc)), type(exc))
+            common.skip(problems, ListingProblem(name, str(root), "meta", str(exc)), type(exc))
             continue
         base = {"root": str(root), "version": version}
         for where, row in rows:
@@ -170,7 +158,7 @@ def list_lerobot(
                     raise ValueError(f"expected an object, got {type(row).__name__}")
                 ep = _episode_index(row.get("episode_index"))
             except ValueError as exc:
-                skip(problems, ListingProblem(name, where, "episode_index", str(exc)))
+                common.skip(problems, ListingProblem(name, where, "episode_index", str(exc)))
                 continue
             if keep is not None and ep not in keep:
                 continue
@@ -203,7 +191,7 @@ def _data_file(root: Path, info: dict, row: dict, ep: int, episode_id: str) -> P
     else:
         chunks_size = int(info.get("chunks_size") or 1000)
         rel = template.format(episode_chunk=ep // chunks_size, episode_index=ep)
-    return inside(root, rel, episode_id, "data_path")
+    return common.inside(root, rel, episode_id, "data_path")
 
 
 def _read_data(root: Path, info: dict, row: dict, ep: int, columns: list[str], episode_id: str) -> Any:
@@ -245,7 +233,7 @@ def _image_frames(root: Path, info: dict, row: dict, ep: int, key: str, episode_
     for i, cell in enumerate(cells):
         blob = cell.get("bytes") if isinstance(cell, dict) else cell
         if not blob and isinstance(cell, dict) and cell.get("path"):
-            blob = inside(root, str(cell["path"]), episode_id, key).read_bytes()
+            blob = common.inside(root, str(cell["path"]), episode_id, key).read_bytes()
         try:
             with Image.open(io.BytesIO(blob)) as img:
                 frames.append(np.asarray(img.convert("RGB")))
@@ -271,7 +259,7 @@ def _finite(value: Any) -> float | None:
 
 def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
     root = Path(ref.locator["root"])
-    info = read_json(root / "meta" / "info.json")
+    info = common.read_json(root / "meta" / "info.json")
     row = ref.locator["row"]
     ep = int(ref.locator["episode_index"])
     fps = _finite(info.get("fps")) or 10.0
@@ -283,19 +271,19 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
     depth = [k for k, v in feats.items() if isinstance(v, dict) and _is_depth(v)]
     if options.camera in depth or options.camera in {k.split(".")[-1] for k in depth}:
         raise SourceError(ref.id, "camera", f"camera {options.camera!r} is a depth map (video.is_depth_map)")
-    key = choose_camera(list(cams), options.camera, episode_id=ref.id)
+    key = common.choose_camera(list(cams), options.camera, episode_id=ref.id)
     meta: dict[str, Any] = {"lerobot_episode_index": ep, "camera": key, "lerobot_version": ref.locator["version"]}
-    common = dict(
+    fields = dict(
         id=ref.id,
         source=ref.source,
         instruction=instruction,
         label=options.success_label,
-        embodiment=str(info.get("robot_type") or OXE_EMBODIMENTS.get(ref.source, "")),
+        embodiment=str(info.get("robot_type") or common.OXE_EMBODIMENTS.get(ref.source, "")),
         fps=fps,
         meta=meta,
     )
     if cams[key] == "image":
-        return Episode(video=_image_frames(root, info, row, ep, key, ref.id), **common)
+        return Episode(video=_image_frames(root, info, row, ep, key, ref.id), **fields)
     template = info.get("video_path")
     if not template:
         raise SourceError(ref.id, "video_path", "meta/info.json has no video_path")
@@ -304,11 +292,13 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         file_index = row.get(f"videos/{key}/file_index")
         if chunk is None or file_index is None:
             raise SourceError(ref.id, f"camera {key}", "meta/episodes has no video location for this camera")
-        video = inside(root, template.format(video_key=key, chunk_index=int(chunk), file_index=int(file_index)), ref.id)
+        rel = template.format(video_key=key, chunk_index=int(chunk), file_index=int(file_index))
+        video = common.inside(root, rel, ref.id)
         raw_t0 = row.get(f"videos/{key}/from_timestamp")
         t0 = 0.0 if raw_t0 is None else _finite(raw_t0)
         if t0 is None or t0 < 0:
-            raise SourceError(ref.id, f"videos/{key}/from_timestamp", f"{quote(raw_t0)} is not a time in seconds")
+            problem = f"{common.quote(raw_t0)} is not a time in seconds"
+            raise SourceError(ref.id, f"videos/{key}/from_timestamp", problem)
         t1 = _finite(row.get(f"videos/{key}/to_timestamp"))
         length = int(_finite(row.get("length")) or 0)
         if not length and t1 is None:
@@ -319,12 +309,13 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         if length and abs(len(frames) - length) > 1:
             raise SourceError(ref.id, "video", f"expected {length} frames from {t0}s of {video}, got {len(frames)}")
         meta["segment"] = {"file": str(video), "t0": t0, "t1": t0 + len(frames) / fps}
-        return Episode(video=frames, **common)
+        return Episode(video=frames, **fields)
     chunks_size = int(info.get("chunks_size") or 1000)
-    video = inside(root, template.format(episode_chunk=ep // chunks_size, video_key=key, episode_index=ep), ref.id)
+    rel = template.format(episode_chunk=ep // chunks_size, video_key=key, episode_index=ep)
+    video = common.inside(root, rel, ref.id)
     if not video.is_file():
         raise SourceError(ref.id, f"camera {key}", f"video file {video} is missing")
-    return Episode(video=video, **common)
+    return Episode(video=video, **fields)
 
 
 def decode_range(

@@ -23,16 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from roboreward.sources.common import (
-    OXE_EMBODIMENTS,
-    EpisodeRef,
-    ListingProblem,
-    ReaderOptions,
-    SourceError,
-    choose_camera,
-    skip,
-    subset_name,
-)
+from roboreward.sources import common
+from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError
 from roboreward.sources.tfrecord import parse_example, read_tfrecord, tfrecord_offsets
 from roboreward.types import Episode
 
@@ -93,7 +85,7 @@ def _dataset_of(f: Path) -> tuple[str, str]:
     version = parent.name if _VERSION.fullmatch(parent.name) else ""
     if not name:
         name = parent.parent.name if version else parent.name
-    return subset_name(name), version
+    return common.subset_name(name), version
 
 
 def _rlds_datasets(path: Path, options: ReaderOptions) -> list[tuple[str, str, list[Path]]]:
@@ -150,7 +142,7 @@ def list_rlds(path: Path, options: ReaderOptions, problems: list[ListingProblem]
                     eid = f"{name}_{split}_{n - 1:06d}"
                     yield EpisodeRef("rlds", name, eid, eid, {"file": str(f), "version": version, **loc})
             except (OSError, ValueError) as exc:
-                skip(problems, ListingProblem(name, str(f), "record", str(exc)), type(exc))
+                common.skip(problems, ListingProblem(name, str(f), "record", str(exc)), type(exc))
 
 
 def _text(values: list, key: str) -> str:
@@ -214,10 +206,10 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         if k.startswith(prefix) and v and isinstance(v[0], bytes) and _looks_like_image(v[0])
     )
     if options.camera:
-        cam = choose_camera(cams, options.camera, episode_id=ref.id)
+        cam = common.choose_camera(cams, options.camera, episode_id=ref.id)
     else:
         preferred = [c for c in RLDS_CAMERAS if c in cams]
-        cam = preferred[0] if preferred else choose_camera(cams, None, episode_id=ref.id)
+        cam = preferred[0] if preferred else common.choose_camera(cams, None, episode_id=ref.id)
     instruction = instruction_of(feats, options, ref.id)
     if not instruction:
         keys = ", ".join(k for k in RLDS_INSTRUCTION_KEYS if k in feats) or "none of the known keys present"
@@ -243,7 +235,7 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         instruction=instruction,
         video=np.stack(frames),
         label=options.success_label,
-        embodiment=OXE_EMBODIMENTS.get(ref.source, ""),
+        embodiment=common.OXE_EMBODIMENTS.get(ref.source, ""),
         fps=rlds_fps(ref.source, options),
         meta=meta,
     )
