@@ -72,6 +72,10 @@ def test_vllm_spec_builds_a_primed_scorer():
             api_scorer_from_spec(bad)
     with pytest.raises(ValueError, match="top_logprobs"):
         ApiScorer(model="m", primed=True, logprobs=False)
+    frames = make_frames(4)
+    assert "mm_processor_kwargs" not in api.request_body(frames, "x")  # sent only when given
+    kw = ApiScorer(model="m", primed=True, mm_processor_kwargs={"do_sample_frames": False}).request_body(frames, "x")
+    assert kw["mm_processor_kwargs"] == {"do_sample_frames": False} and vllm_request_error(kw) is None
 
 
 def _template_messages(messages: list[dict]) -> list[dict]:

@@ -22,13 +22,14 @@ from roboreward.relabel.lm import LM, LMError, LMRequest, LMResult
 class OpenAIChatLM(LM):
     """A model behind an OpenAI-compatible ``/chat/completions`` endpoint.
 
-    ``model`` None asks the server's ``/models`` for its first model (vLLM serves one). Timeouts, retries,
-    backoff (``Retry-After`` honoured) and the connection pool are :class:`~roboreward.chat_client.ChatClient`'s;
-    :meth:`generate_batch` runs up to ``concurrency`` requests at a time. Video goes as ``video_mode``
-    (``"frames"``: a caption line and one JPEG per frame, the long side at most ``image_max_side``;
-    ``"video_url"``: one mp4). ``continue_final_message=True`` sends a request's ``prefill`` as the start of
-    the assistant turn (vLLM's ``continue_final_message`` extension); otherwise prefills are not sent.
-    ``extra_body`` fields are added to every request.
+    ``model`` None asks the server's ``/models`` for its first model (vLLM serves one). ``client_options``
+    (``api_key``, ``timeout`` default 120 s, ``max_retries`` 3, ``backoff`` 1 s, ``max_backoff`` 30 s,
+    ``concurrency`` 4) go to the :class:`~roboreward.chat_client.ChatClient` that does the timeouts, retries
+    (``Retry-After`` honoured) and pooling; :meth:`generate_batch` runs up to ``concurrency`` requests at a time.
+    Video goes as ``video_mode`` (``"frames"``: a caption line and one JPEG per frame, the long side at most
+    ``image_max_side``; ``"video_url"``: one mp4). ``continue_final_message=True`` sends a request's
+    ``prefill`` as the start of the assistant turn (vLLM's ``continue_final_message`` extension); otherwise
+    prefills are not sent. ``extra_body`` fields are added to every request.
     """
 
     def __init__(
@@ -36,29 +37,16 @@ class OpenAIChatLM(LM):
         model: str | None = None,
         *,
         base_url: str,
-        api_key: str | None = None,
-        timeout: float = 120.0,
-        max_retries: int = 3,
-        backoff: float = 1.0,
-        max_backoff: float = 30.0,
-        concurrency: int = 4,
         video_mode: VideoMode = "frames",
         image_max_side: int = 512,
         jpeg_quality: int = 85,
         supports_video: bool = True,
         continue_final_message: bool = False,
         extra_body: dict[str, Any] | None = None,
+        **client_options: Any,
     ) -> None:
         self.video_mode = check_video_mode(video_mode)
-        self.client = ChatClient(
-            base_url,
-            api_key=api_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            concurrency=concurrency,
-        )
+        self.client = ChatClient(base_url, **client_options)
         self.base_url = self.client.base_url
         self.concurrency = self.client.concurrency  # read by CachedLM to store answers as they arrive
         self.image_max_side = image_max_side
