@@ -455,18 +455,21 @@ def test_lerobot_listing_errors_are_named_and_skipped(tmp_path):
     _copy("av1", tmp_path / "all" / "good")
     (_copy("av1", tmp_path / "all" / "listy") / "meta" / "info.json").write_text("[1, 2]")
     (_copy("av1", tmp_path / "all" / "broken") / "meta" / "info.json").write_text('{"fps": 10, oops}')
+    (_copy("av1", tmp_path / "all" / "ancient") / "meta" / "info.json").write_text('{"codebase_version": "v1.6"}')
     v21 = _copy("v21", tmp_path / "all" / "old")
     lines = (v21 / "meta" / "episodes.jsonl").read_text().splitlines()
     bad = json.loads(lines[0]) | {"episode_index": "x"}
-    (v21 / "meta" / "episodes.jsonl").write_text("\n".join([json.dumps(bad), lines[1], "{not json"]) + "\n")
+    (v21 / "meta" / "episodes.jsonl").write_text("\n".join([json.dumps(bad), lines[1], "{not json", lines[1]]) + "\n")
     problems: list[ListingProblem] = []
     refs = list(list_source(f"lerobot:{tmp_path / 'all'}", problems=problems))
     assert sorted(r.id for r in refs) == ["good_episode_000000", "good_episode_000001", "old_episode_000001"]
     by_where = {p.where: p for p in problems}
     assert str(tmp_path / "all" / "listy") in by_where and "expected a JSON dict, got list" in str(problems)
     assert "broken" in str(problems) and "info.json: invalid JSON" in str(problems)
+    assert "codebase_version 'v1.6' is not read" in str(problems)
     assert any(p.where.endswith("episodes.jsonl:1") and "'x'" in p.error for p in problems)
     assert any(p.where.endswith("episodes.jsonl:3") and "invalid JSON" in p.error for p in problems)
+    assert any(p.where.endswith("episodes.jsonl:4") and "listed twice" in p.error for p in problems)
     assert all(p.as_skipped()["source"] for p in problems)
     with pytest.raises(ValueError, match=r"info\.json"):  # no problems list: the first one raises, named
         list(list_source(f"lerobot:{tmp_path / 'all'}"))

@@ -143,6 +143,8 @@ def list_lerobot(
         try:
             info = common.read_json(root / "meta" / "info.json")
             version = str(info.get("codebase_version", "v3.0"))
+            if not version.startswith(("v2", "v3")):
+                raise ValueError(f"{root / 'meta' / 'info.json'}: codebase_version {common.quote(version)} is not read")
             split = options.source_split
             keep = _split_range(info, split, root / "meta" / "info.json") if split else None
             rows = list(_rows(root, version))
@@ -150,6 +152,7 @@ def list_lerobot(
             common.skip(problems, ListingProblem(name, str(root), "meta", str(exc)), type(exc))
             continue
         base = {"root": str(root), "version": version}
+        seen: set[int] = set()
         for where, row in rows:
             try:
                 if isinstance(row, Exception):
@@ -157,9 +160,12 @@ def list_lerobot(
                 if not isinstance(row, dict):
                     raise ValueError(f"expected an object, got {type(row).__name__}")
                 ep = _episode_index(row.get("episode_index"))
+                if ep in seen:
+                    raise ValueError(f"episode_index {ep} is listed twice")
             except ValueError as exc:
-                common.skip(problems, ListingProblem(name, where, "episode_index", str(exc)))
+                common.skip(problems, ListingProblem(name, where, "meta/episodes", str(exc)))
                 continue
+            seen.add(ep)
             if keep is not None and ep not in keep:
                 continue
             eid = f"{name}_episode_{ep:06d}"
