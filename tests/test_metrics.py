@@ -180,3 +180,75 @@ def test_evaluate_module_offline():
         metric.compute(predictions=[5, float("nan")], references=[5, 4])
     with pytest.raises(ValueError, match="at least 2 models"):
         metric.compute(predictions=[5, 4], references=[5, 4], model_predictions={})
+
+
+def test_evaluate_module_ships_in_the_wheel_and_loads_from_any_folder(tmp_path):
+    """A wheel built from the package holds the module folder; installed (unpacked) from it, ``evaluate.load`` by
+    the installed path works with another working folder (offline)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(repo / "pyproject.toml", src)
+    shutil.copy(repo / "README.md", src)
+    shutil.copytree(repo / "roboreward", src / "roboreward", ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = wheels.glob("roboreward-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    folder = "roboreward/evaluation/hf_metric/roboreward_metric/"
+    assert {folder + f for f in ("roboreward_metric.py", "README.md", "app.py", "requirements.txt")} <= names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import evaluate, roboreward\n"
+        "from roboreward.evaluation.hf_metric import metric_path\n"
+        f"assert roboreward.__file__.startswith({str(site)!r}), roboreward.__file__\n"
+        "r = evaluate.load(metric_path()).compute(predictions=[5, 3, None], references=[5, 4, 1])\n"
+        "print(round(r['mae'], 4), r['parse_failures'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
+    env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["1.6667", "1"]
+
+
+@pytest.mark.parametrize("folder", ["package", "entry point"])
+def test_evaluate_module_folder_is_a_space(folder, monkeypatch):
+    """README header with ``sdk: gradio`` / ``app_file``; ``app.py`` serves the widget, whose table computes the
+    metric (a blank prediction is a parse failure)."""
+    import runpy
+
+    import gradio as gr
+    from huggingface_hub import SpaceCard
+
+    from roboreward.evaluation.hf_metric import METRIC_DIR as PACKAGED
+
+    path = PACKAGED if folder == "package" else METRIC_DIR
+    card = SpaceCard.load(path / "README.md")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py" and (path / card.data.app_file).is_file()
+    assert (
+        "gradio" in (path / "requirements.txt").read_text() and "roboreward" in (path / "requirements.txt").read_text()
+    )
+    launched = []
+    monkeypatch.setattr(gr.Interface, "launch", lambda self, **kw: launched.append(self))
+    runpy.run_path(str(path / card.data.app_file), run_name="__main__")
+    (iface,) = launched
+    r = iface.fn([[5, 5, "bridge"], [3, 4, "bridge"], [None, 1, "droid"], ["", "", ""]])
+    assert r["mae"] == pytest.approx(5 / 3) and r["parse_failures"] == 1 and r["macro_mae"] == pytest.approx(2.25)
+    with pytest.raises(gr.Error, match="row 1"):
+        iface.fn([["five", 5, "bridge"]])
+    assert iface.article.lstrip().startswith("# ")  # the card below the widget, without its YAML header
