@@ -272,3 +272,59 @@ def test_api_model_parse_failures_count_at_max_error(dataset, tmp_path):
     assert stored["wipe the table"]["raw_text"] == "I am not sure what happened."
     settings = json.loads((out / "predictions" / "api.settings.json").read_text())
     assert settings["scorer"] == "ApiScorer" and settings["base_url"] == server.base_url
+
+
+# ------------------------------------------------------------------------------------------ HELM parity (issue 16)
+
+HELM_FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "helm_parity.json").read_text())
+
+
+def test_helm_parsing_and_instance_error_match_helm_on_probe_answers():
+    from roboreward.evaluation import helm
+    from roboreward.rubric import parse_answer
+
+    differ = 0
+    for probe in HELM_FIXTURE["probes"]:
+        got = helm.parse_answer(probe["text"])
+        assert got == probe["extracted"], probe["text"]
+        stats = helm.instance_stats(got, probe["reference"])
+        assert stats == {k: probe[k] for k in ("abs_error", "squared_error", "exact_match")}, probe["text"]
+        ours = parse_answer(probe["text"])
+        differ += (float(ours) if ours is not None else None) != got
+    assert len(HELM_FIXTURE["probes"]) >= 40 and differ >= 10  # the two parsers really differ (docs table)
+
+
+def test_helm_aggregation_matches_helm_on_random_multi_model_predictions():
+    from roboreward.evaluation import helm
+
+    for case in HELM_FIXTURE["random"]:
+        refs, subsets = case["references"], case["subsets"]
+        table = {}
+        for name, texts in case["models"].items():
+            answers = [helm.parse_answer(t) for t in texts]
+            per = helm.per_subset_stats(answers, refs, subsets, [t is not None for t in texts])
+            expected = case["per_subset"][name]
+            assert set(per) == set(expected)  # a subset the model never answered has no column
+            for s, st in per.items():
+                assert st["count"] == expected[s]["count"]
+                for k in ("abs_error", "squared_error", "exact_match"):
+                    assert st[k] == pytest.approx(expected[s][k], abs=1e-12)
+            table[name] = {s: per.get(s, {}).get("abs_error") for s in sorted(set(subsets))}
+        means, wins = helm.aggregate_row_means(table), helm.aggregate_row_win_rates(table)
+        for name in table:
+            assert means[name] == pytest.approx(case["mean_abs_error"][name], abs=1e-12)
+            assert wins[name] == pytest.approx(case["win_rate"][name], abs=1e-12)
+
+
+def test_helm_robo_arena_sample_and_1fps_frames_match_helm(tmp_path):
+    from roboreward.evaluation import helm
+    from roboreward.evaluation.protocols import helm_jpeg_frames
+
+    for d in HELM_FIXTURE["downsample"]:
+        assert helm.downsample_indices(d["total"], d["max_eval_instances"]) == d["picked"]
+    for f in HELM_FIXTURE["frames"]:
+        path = write_video(tmp_path / f"v{f['fps']}.mp4", make_frames(f["frames"], 16, 16, seed=0), fps=f["fps"])
+        uris = helm_jpeg_frames(path)
+        assert len(uris) == f["sampled"] and all(u.startswith("data:image/jpeg;base64,") for u in uris)
+    assert helm.helm_subset_name("stanford_hydra") == "stanford_hydra_dataset_converted_externally_to_rlds"
+    assert helm.helm_subset_name("utokyo_pr2_tabletop") in helm.HELM_SUBSETS and len(helm.HELM_SUBSETS) == 23

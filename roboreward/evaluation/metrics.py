@@ -1,5 +1,8 @@
 """RoboRewardBench metrics as plain numpy functions (the ``evaluate`` module in ``eval_metric/`` wraps these).
 
+Ranking and correlation metrics (success ROC-AUC / AUPRC, Pearson, Kendall, RoboArena A/B preference accuracy,
+VOC) are in :mod:`roboreward.evaluation.correlation`; HELM's own aggregation in :mod:`roboreward.evaluation.helm`.
+
 Predictions and references are scores 1..5. A prediction of ``None`` is a parse failure (a text answer with
 no ``ANSWER: <n>``): it counts at the maximum error, 4, as HELM does, is never exact or off-by-one correct,
 and is reported in ``parse_failures``. Anything else outside 1..5 (0, 6, 2.5, NaN, inf, strings) raises a
@@ -7,7 +10,8 @@ and is reported in ``parse_failures``. Anything else outside 1..5 (0, 6, 2.5, Na
 
 Definitions (see DESIGN.md):
 
-* MAE: mean |pred - ref|. Macro MAE: unweighted mean of the per-subset MAEs (HELM's headline).
+* MAE: mean |pred - ref|. Macro MAE: unweighted mean of the per-subset MAEs (HELM's headline). MSE: mean
+  squared error (a parse failure at 4^2 = 16, as HELM's ``squared_error``).
 * Instance win rate of model A: mean over opponents B != A of mean over instances of
   ``[|eA| < |eB|] + 0.5 [|eA| = |eB|]``.
 * Subset (HELM-style) win rate: in each subset, (number of models with strictly larger MAE + 0.5 x number of
@@ -183,6 +187,7 @@ def _metrics(
     flat = (refs[ok] - 1) * NUM_SCORES + (preds[ok] - 1)
     out: dict[str, Any] = {
         "mae": float(err.mean()),
+        "mse": float((err.astype(np.float64) ** 2).mean()),
         "accuracy": float((err == 0).mean()),
         "off_by_one_accuracy": float((err <= 1).mean()),
         # Spearman over the parsed predictions (a parse failure has no value to rank)
@@ -200,7 +205,7 @@ def _metrics(
 
 
 def compute(predictions: Any, references: Any, subsets: Sequence[str] | None = None) -> dict[str, Any]:
-    """Every single-model metric: mae, accuracy, off_by_one_accuracy, spearman, confusion_matrix,
+    """Every single-model metric: mae, mse, accuracy, off_by_one_accuracy, spearman, confusion_matrix,
     parse_failures, n, and with ``subsets`` also per_subset_mae and macro_mae."""
     preds, refs, failed = check_inputs(predictions, references)
     index = subset_index(subsets, len(refs)) if subsets is not None else None

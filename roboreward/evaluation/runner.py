@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from roboreward.dataset import DEFAULT_REPO, read_split, resolve_dataset
+from roboreward.evaluation import helm
+from roboreward.evaluation.identity import dataset_identity, model_identity
+from roboreward.evaluation.protocols import EvalProtocol, helm_answer, load_protocol_scorer
 from roboreward.evaluation.results import ResultsFile, SettingsMismatchError, read_jsonl_rows
-from roboreward.sampling import SAMPLING_KEYS, FrameSampling
+from roboreward.sampling import SAMPLING_KEYS
 from roboreward.types import Example, Scorer
 
 
@@ -68,10 +71,12 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
     return read_jsonl_rows(Path(path))
 
 
-def _check_settings(results: ResultsFile, settings: dict[str, Any], has_predictions: bool) -> None:
-    """Refuse to mix predictions made with different frame sampling; write the settings file."""
+def _check_settings(
+    results: ResultsFile, settings: dict[str, Any], has_predictions: bool, *, keys: Sequence[str] | None = None
+) -> None:
+    """Refuse to mix predictions made with other settings (``keys``, default all); write the settings file."""
     try:
-        results.check_settings(settings, SAMPLING_KEYS, has_rows=has_predictions)
+        results.check_settings(settings, keys, has_rows=has_predictions)
     except SettingsMismatchError as exc:
         raise EvaluationError(str(exc)) from None
 
@@ -157,6 +162,7 @@ def score_split(
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"scoring {name}", unit="ex", disable=not show_progress or not todo)
     sampling = {k: settings.get(k) for k in SAMPLING_KEYS}
+    protocol = settings.get("protocol", "roboreward")
 
     def record(i: int, out: Any) -> dict[str, Any]:
         r = rows[i]
@@ -172,6 +178,8 @@ def score_split(
             "parsed": out.parsed,
             "raw_text": out.raw_text,
             "model": name,
+            "protocol": protocol,
+            **({"answer": helm_answer(out)} if protocol == "helm" else {}),
             **sampling,
         }
 
@@ -221,6 +229,50 @@ def _release(scorer: Any) -> None:
         pass
 
 
+#: Recorded but not part of a results file's identity (a name or a path to the same data may change).
+_NOT_COMPARED = frozenset({"name", "dataset"})
+_MODEL_IDENTITY = ("revision", "weights_sha256")
+
+
+def _compared(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The keys a reuse or an append must agree on: every recorded setting but a name or path; a model identity
+    that cannot be known yet (a Hub model not downloaded) is not compared."""
+    keys = [k for k in dict.fromkeys([*new, *old]) if k not in _NOT_COMPARED]
+    return [k for k in keys if not (k in _MODEL_IDENTITY and new.get(k) is None and k not in old)] if old else keys
+
+
+def _helm_rows(rows: list[Example], protocol: EvalProtocol) -> list[Example]:
+    """HELM's robo_arena run: ``robo_arena_instances`` of the robo_arena rows (seed 0, dataset order kept)."""
+    if not protocol.is_helm or protocol.robo_arena_instances is None:
+        return rows
+    arena = [i for i, r in enumerate(rows) if r.subset == "robo_arena"]
+    keep = {arena[j] for j in helm.downsample_indices(len(arena), protocol.robo_arena_instances)}
+    return [r for i, r in enumerate(rows) if r.subset != "robo_arena" or i in keep]
+
+
+def make_protocol(
+    protocol: str | EvalProtocol = "roboreward",
+    *,
+    fps: float | None = None,
+    max_frames: int | str | None = None,
+    num_frames: int | None = None,
+    max_new_tokens: int | None = None,
+    robo_arena_instances: int | str | None = "default",
+) -> EvalProtocol:
+    """An :class:`EvalProtocol` from a name and options (``None`` = the protocol's default; for
+    ``robo_arena_instances`` ``"all"`` or None keeps every robo_arena row, ``"default"`` HELM's 1,000)."""
+    if isinstance(protocol, EvalProtocol):
+        if any(v is not None for v in (fps, max_frames, num_frames, max_new_tokens)):
+            raise ValueError("give frame / generation options in the EvalProtocol, not beside it")
+        return protocol
+    extra: dict[str, Any] = {}
+    if max_new_tokens is not None:
+        extra["max_new_tokens"] = max_new_tokens
+    if robo_arena_instances != "default":
+        extra["robo_arena_instances"] = None if robo_arena_instances in (None, "all") else int(robo_arena_instances)
+    return EvalProtocol(protocol, fps=fps, max_frames=max_frames, num_frames=num_frames, **extra)
+
+
 def evaluate_models(
     models: Sequence[str | Scorer],
     *,
@@ -228,9 +280,12 @@ def evaluate_models(
     split: str = "test",
     out_dir: str | os.PathLike = "eval_results",
     limit: int | None = None,
+    protocol: str | EvalProtocol = "roboreward",
     fps: float | None = None,
-    max_frames: int | None = None,
+    max_frames: int | str | None = None,
     num_frames: int | None = None,
+    max_new_tokens: int | None = None,
+    robo_arena_instances: int | str | None = "default",
     batch_size: int = 8,
     scorer_kwargs: dict[str, Any] | None = None,
     scorer_factory: Callable[[str], Scorer] | None = None,
@@ -238,18 +293,28 @@ def evaluate_models(
 ) -> EvalResult:
     """Score ``split`` of ``dataset`` with every model and write predictions + leaderboard under ``out_dir``.
 
-    ``models`` are specs for :func:`roboreward.scoring.load_scorer` (``"name=spec"`` names one) or scorer
-    objects. A model whose predictions are complete is not even loaded. ``fps`` / ``max_frames`` /
-    ``num_frames`` (default: :class:`~roboreward.sampling.FrameSampling`'s) go to every loaded scorer and into
-    every results file.
+    ``models`` are specs (``"name=spec"`` names one; see :func:`~roboreward.evaluation.protocols.
+    load_protocol_scorer`) or scorer objects. ``protocol`` is ``"roboreward"`` (ours) or ``"helm"`` (HELM's
+    method); ``fps`` / ``max_frames`` (an int or ``"all"``) / ``num_frames`` / ``max_new_tokens`` /
+    ``robo_arena_instances`` adjust it (see :class:`~roboreward.evaluation.protocols.EvalProtocol`). Each model's
+    results file is keyed by its spec, revision / weights hash, the dataset's content and every setting: a run
+    that differs in any of them is refused (use another ``out_dir``). A model whose predictions are complete is
+    not even loaded.
     """
-    from roboreward import scoring
     from roboreward.evaluation.leaderboard import leaderboard_from_files, write_leaderboard
 
     if not models:
         raise ValueError("give at least one model")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    proto = make_protocol(
+        protocol,
+        fps=fps,
+        max_frames=max_frames,
+        num_frames=num_frames,
+        max_new_tokens=max_new_tokens,
+        robo_arena_instances=robo_arena_instances,
+    )
     try:
         root = resolve_dataset(dataset, splits=(split,))
     except Exception as exc:  # offline, unknown repo, no access: say what was looked for
@@ -258,18 +323,15 @@ def evaluate_models(
         raise EvaluationError(
             f"{dataset}: not a local folder, and downloading it from the Hub failed ({type(exc).__name__}: {exc})"
         ) from None
-    rows = read_split(root, split, limit=limit)
+    rows = _helm_rows(read_split(root, split, limit=limit), proto)
     if not rows:
         raise EvaluationError(f"{root}: split {split!r} has no examples")
     keys = example_keys(rows)
     out = Path(out_dir)
     pred_dir = out / "predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
-    # a --max-frames below the default minimum lowers the minimum with it (as the scorers always clamped)
-    min_frames = min(max_frames, FrameSampling.min_frames) if max_frames else None
-    sampling = FrameSampling.from_options(fps=fps, max_frames=max_frames, num_frames=num_frames, min_frames=min_frames)
-    requested = {k: v for k, v in sampling.as_dict().items() if k != "min_frames"}
-    load_kwargs: dict[str, Any] = {"sampling": sampling, **(scorer_kwargs or {})}
+    base = {**proto.settings(), **dataset_identity(root, split), "dataset": str(dataset), "split": split}
+    weights_cache = pred_dir / ".weights_sha256.json"
 
     runs: list[ModelRun] = []
     names: list[str] = []
@@ -283,22 +345,26 @@ def evaluate_models(
         names.append(name)
         results = ResultsFile(pred_dir / f"{model_slug(name)}.jsonl")
         existing = results.read()
-        old = results.read_settings()
-        if spec is not None and all(k in existing for k in keys) and old is not None:
-            _check_settings(results, {**old, **requested, "min_frames": old.get("min_frames")}, True)
+        old = results.read_settings() or {}
+        requested = {"name": name, "spec": spec, **model_identity(spec, cache=weights_cache), **base}
+        if spec is not None and old and all(k in existing for k in keys):
+            _check_settings(results, {**old, **requested}, True, keys=_compared(old, requested))
             runs.append(ModelRun(name, results.path, reused=len(keys), settings=old))
             continue
         if spec is not None:
-            kwargs = dict(load_kwargs)
-            if not spec.startswith("openai:"):
+            kwargs = dict(scorer_kwargs or {})
+            if not spec.startswith(("openai:", "vllm:")):
                 kwargs.setdefault("batch_size", batch_size)
-            scorer = scorer_factory(spec) if scorer_factory else scoring.load_scorer(spec, **kwargs)
+            scorer = scorer_factory(spec) if scorer_factory else load_protocol_scorer(spec, proto, **kwargs)
             scorer.name = name
+            if requested["revision"] is None and requested["weights_sha256"] is None:  # a Hub model now cached
+                requested.update(model_identity(spec, cache=weights_cache))
         else:
             scorer = model  # type: ignore[assignment]
-        settings = {"name": name, "spec": spec, **_settings_for(scorer, requested), "dataset": str(dataset)}
-        settings["split"] = split
-        _check_settings(results, settings, bool(existing))
+        own = _settings_for(scorer, proto.settings())
+        # a loaded spec runs the protocol's settings; a scorer object brings its own frames
+        settings = {**own, **requested} if spec is not None else {**requested, **own}
+        _check_settings(results, settings, bool(existing), keys=_compared(old, settings) if old else None)
         try:
             runs.append(
                 score_split(
@@ -314,6 +380,6 @@ def evaluate_models(
         finally:
             if spec is not None:
                 _release(scorer)
-    board = leaderboard_from_files(rows, keys, [(r.name, r.predictions_path, r.settings) for r in runs])
-    files = write_leaderboard(out, board, rows, split=split, dataset=str(dataset))
+    board = leaderboard_from_files(rows, keys, [(r.name, r.predictions_path, r.settings) for r in runs], proto)
+    files = write_leaderboard(out, board, rows, split=split, dataset=str(dataset), protocol=proto)
     return EvalResult(out_dir=out, runs=runs, leaderboard=board, files=files)
