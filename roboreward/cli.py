@@ -6,8 +6,9 @@ typer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +19,72 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+
+
+# ---- app options (--version, -v / -q) -----------------------------------------------------------------------
+@dataclass
+class _State:
+    """What the app options set for the commands (``quiet``: no progress bars, no summaries)."""
+
+    quiet: bool = False
+    verbosity: int = 0
+    silenced: bool = False
+
+
+_STATE = _State()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from roboreward import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."),
+    ] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only: no progress bars or summaries.")] = False,
+) -> None:
+    """Build RoboReward datasets from robot videos, train, score, evaluate and demo reward models."""
+    import logging
+
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("roboreward").setLevel(level)
+    if quiet != _STATE.silenced:  # a later command in the same process (tests) undoes an earlier -q
+        _progress_bars(enabled=not quiet)
+        _STATE.silenced = quiet
+    _STATE.quiet, _STATE.verbosity = quiet, verbose
+
+
+def _progress_bars(*, enabled: bool) -> None:
+    """Every progress bar of this process on or off: tqdm and huggingface_hub (which transformers follows) read
+    the environment when first imported; a library that is already imported is switched directly."""
+    import os
+    import sys
+
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        if enabled:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub import utils as hub_utils
+
+        (hub_utils.enable_progress_bars if enabled else hub_utils.disable_progress_bars)()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+
+
+# ---- end app options ----------------------------------------------------------------------------------------
 
 
 @app.command("version")
@@ -231,63 +298,206 @@ from roboreward.sampling import FrameSampling  # noqa: E402
 from roboreward.scoring.common import DEFAULT_MODEL  # noqa: E402
 
 _SAMPLING = FrameSampling()
-_MODEL_HELP = f'A Hub repo id or local folder, "tiny", or "openai:<model>@<base_url>" [default: {DEFAULT_MODEL}].'
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f'A Hub repo id or local folder, "tiny", or "openai:<model>@<base_url>" (default: {DEFAULT_MODEL}).',
+        show_default=False,
+    ),
+]
+FpsOption = Annotated[
+    float | None, typer.Option(help=f"Frames sampled per second of video (default: {_SAMPLING.fps}).")
+]
+MaxFramesOption = Annotated[
+    int | None, typer.Option(help=f"At most this many frames (default: {_SAMPLING.max_frames}).")
+]
+MinFramesOption = Annotated[
+    int | None, typer.Option(help=f"At least this many frames (default: {_SAMPLING.min_frames}).")
+]
+NumFramesOption = Annotated[int | None, typer.Option(help="Exactly this many frames (overrides --fps).")]
+BatchSizeOption = Annotated[int, typer.Option(min=1, help="Videos per scorer call (forward pass or API batch).")]
+
+
+def _scoring_errors() -> tuple[type[BaseException], ...]:
+    """What a scoring command reports as ``error: ...`` with exit status 1 (bad input, a server that is down)."""
+    from roboreward.evaluation import SettingsMismatchError
+    from roboreward.scoring import ApiError
+    from roboreward.scoring.batch import ScoringError
+
+    return (ValueError, OSError, ApiError, ScoringError, SettingsMismatchError)
+
+
+def _load_scorer(
+    model: str | None,
+    fps: float | None,
+    max_frames: int | None,
+    min_frames: int | None,
+    num_frames: int | None,
+    batch_size: int,
+) -> Any:
+    """The scorer of ``--model`` with the frame-sampling options (``--batch-size`` for local models)."""
+    from roboreward.scoring import load_scorer, resolve_sampling
+
+    sampling = resolve_sampling(fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames)
+    local = {} if (model or "").startswith("openai:") else {"batch_size": batch_size}
+    return load_scorer(model, sampling=sampling, **local)
 
 
 @app.command("score")
 def score(
-    video: Annotated[Path, typer.Argument(help="The video file to score.")],
-    instruction: Annotated[str, typer.Argument(help="The task the video is judged against.")],
-    model: Annotated[str | None, typer.Option(help=_MODEL_HELP, show_default=False)] = None,
-    fps: Annotated[
-        float | None, typer.Option(help=f"Frames sampled per second of video [default: {_SAMPLING.fps}].")
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT",
+            help="Video files, folders or globs, then the instruction they are judged against; or a manifest "
+            "(.jsonl / .csv with path + instruction columns); or a built dataset folder (see --split).",
+            show_default=False,
+        ),
+    ],
+    instruction: Annotated[
+        str | None, typer.Option("--instruction", "-i", help="The instruction (then every argument is an input).")
     ] = None,
-    max_frames: Annotated[
-        int | None, typer.Option(help=f"At most this many frames [default: {_SAMPLING.max_frames}].")
+    model: ModelOption = None,
+    fps: FpsOption = None,
+    max_frames: MaxFramesOption = None,
+    min_frames: MinFramesOption = None,
+    num_frames: NumFramesOption = None,
+    batch_size: BatchSizeOption = 8,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Results file (.jsonl; a .parquet is written beside it). Re-running resumes it. "
+            "(default: scores.jsonl when more than one video is scored)",
+            show_default=False,
+        ),
     ] = None,
-    min_frames: Annotated[
-        int | None, typer.Option(help=f"At least this many frames [default: {_SAMPLING.min_frames}].")
-    ] = None,
-    num_frames: Annotated[int | None, typer.Option(help="Exactly this many frames (overrides --fps).")] = None,
-    curve: Annotated[int, typer.Option(help="Also score this many growing prefixes (progress curve).")] = 0,
-    plot: Annotated[Path | None, typer.Option(help="with --curve: save the progress curve as a PNG here")] = None,
+    split: Annotated[str, typer.Option(help="The split of a built dataset to score.")] = "test",
+    limit: Annotated[int | None, typer.Option(min=1, help="Score at most this many inputs.")] = None,
+    curve: Annotated[int, typer.Option(help="One video: also score this many growing prefixes (VOC).")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="With --curve: save the progress curve as a PNG here.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Score a VIDEO against an INSTRUCTION: score 1-5, the distribution over 1..5 and expected progress.
+    """Score videos against an instruction: score 1-5, the distribution over 1..5 and expected progress.
 
-    --model is a Hub repo id / local folder, "tiny", or "openai:<model>@<base_url>". --curve N also scores
-    N growing prefixes (dense progress curve with VOC).
+    One video prints a table (or --json); --curve N also scores N growing prefixes (dense progress curve).
+    Many videos (a folder, a glob, a manifest, a dataset split) are scored in batches into --out, resumably.
     """
     import json
 
-    from roboreward.scoring import ApiError, load_scorer, progress_curve, resolve_sampling, scorer_settings
+    from roboreward.scoring import progress_curve, scorer_settings
+    from roboreward.scoring.batch import score_to_files
+    from roboreward.scoring.inputs import collect_items
     from roboreward.scoring.report import print_score
-    from roboreward.video import VideoDecodeError
 
-    if not video.is_file():
-        typer.echo(f"error: {video}: no such video file", err=True)
-        raise typer.Exit(1)
+    errors = _scoring_errors()
     try:
-        sampling = resolve_sampling(fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames)
-        scorer = load_scorer(model, sampling=sampling)
-        out = scorer.score(video, instruction)
-        pc = progress_curve(scorer, video, instruction, curve) if curve > 0 else None
-    except (VideoDecodeError, ValueError, ApiError, OSError) as exc:
+        items, kind = collect_items(inputs, instruction=instruction, split=split, limit=limit)
+        single = kind == "videos" and len(items) == 1 and out is None
+        if curve > 0 and not single:
+            raise ValueError("--curve scores one video (without --out)")
+        scorer = _load_scorer(model, fps, max_frames, min_frames, num_frames, batch_size)
+        if single:
+            video, task = items[0].video, items[0].instruction
+            output = scorer.score(video, task)
+            pc = progress_curve(scorer, video, task, curve) if curve > 0 else None
+        else:
+            files = score_to_files(
+                scorer, items, out or Path("scores.jsonl"), batch_size=batch_size, show_progress=not _STATE.quiet
+            )
+    except errors as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    result = {"video": str(video), "instruction": instruction, **out.to_dict(), "progress": out.progress}
+    if not single:
+        run = files.run
+        summary = {
+            "scored": run.scored,
+            "reused": run.reused,
+            "failed": run.failed,
+            "results": str(files.jsonl),
+            "parquet": str(files.parquet) if files.parquet else None,
+        }
+        if run.failed:
+            summary["errors"] = str(files.errors)
+        if json_output:
+            typer.echo(json.dumps(summary, indent=2))
+        elif not _STATE.quiet:
+            typer.echo(
+                f"{len(items)} inputs ({kind}): {run.scored} scored, {run.reused} already in {files.jsonl}, "
+                f"{run.failed} failed" + (f" (see {files.errors})" if run.failed else "")
+            )
+        raise typer.Exit(1 if run.failed else 0)
+    result = {"video": str(video), "instruction": task, **output.to_dict(), "progress": output.progress}
     result["settings"] = scorer_settings(scorer)
     if pc is not None:
         result["curve"] = pc.to_dict()
         if plot is not None:
-            result["plot"] = str(pc.plot(plot, title=f"{scorer.name}: {instruction} (VOC {pc.voc:.2f})"))
+            result["plot"] = str(pc.plot(plot, title=f"{scorer.name}: {task} (VOC {pc.voc:.2f})"))
     if json_output:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_score(scorer.name, instruction, out, pc)
+        print_score(scorer.name, task, output, pc)
 
 
 # ---- end score ----------------------------------------------------------------------------------------------
+
+
+# ---- annotate (scoring stage: rewards back into datasets) ---------------------------------------------------
+@app.command("annotate")
+def annotate(
+    dataset: Annotated[Path, typer.Argument(help="A LeRobot dataset root (meta/info.json) or a built dataset.")],
+    model: ModelOption = None,
+    fps: FpsOption = None,
+    max_frames: MaxFramesOption = None,
+    min_frames: MinFramesOption = None,
+    num_frames: NumFramesOption = None,
+    batch_size: BatchSizeOption = 8,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="LeRobot: the rewards parquet (default: <dataset>/meta/rewards/<model>.parquet).", show_default=False
+        ),
+    ] = None,
+    camera: Annotated[str | None, typer.Option(help="LeRobot: the camera to score (default: the first view).")] = None,
+    split: Annotated[
+        list[str] | None, typer.Option(help="Built dataset: the split(s) to annotate (default: all).")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Built dataset: prefix of the new columns.")] = "pred_",
+) -> None:
+    """Score every episode of a dataset and write the rewards back: score, p1..p5, expected and the settings.
+
+    A LeRobot dataset gets a parquet keyed by episode_index beside it; a built RoboReward dataset gets new
+    columns in <split>/metadata.jsonl (and its card). Resumable: a re-run scores only what is missing.
+    """
+    from roboreward.scoring.annotate import annotate_dataset, annotate_lerobot, is_lerobot
+
+    try:
+        if not dataset.is_dir():
+            raise ValueError(f"{dataset}: no such dataset folder")
+        lerobot = is_lerobot(dataset)
+        scorer = _load_scorer(model, fps, max_frames, min_frames, num_frames, batch_size)
+        show = not _STATE.quiet
+        if lerobot:
+            result = annotate_lerobot(
+                dataset, scorer, out=out, camera=camera, batch_size=batch_size, show_progress=show
+            )
+        else:
+            result = annotate_dataset(
+                dataset, scorer, splits=split, prefix=prefix, batch_size=batch_size, show_progress=show
+            )
+    except _scoring_errors() as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not _STATE.quiet:
+        for name, run in result.runs.items():
+            typer.echo(f"{name}: {run.scored} scored, {run.reused} reused, {run.failed} failed")
+        for path in result.files:
+            typer.echo(f"wrote {path}")
+    raise typer.Exit(1 if result.failed else 0)
+
+
+# ---- end annotate -------------------------------------------------------------------------------------------
 
 # ---- eval (evaluation stage) --------------------------------------------------------------------------------
 from roboreward.dataset import DEFAULT_REPO  # noqa: E402
