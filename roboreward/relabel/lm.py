@@ -252,8 +252,6 @@ class TransformersLM(LM):
         from transformers import AutoConfig
 
         kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
-        if self.gguf_file:
-            kwargs["gguf_file"] = self.gguf_file
         try:
             config = AutoConfig.from_pretrained(self.model_id, **kwargs)
         except Exception as exc:
