@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -132,6 +132,22 @@ def build_command(
         str, typer.Option("--progress-bins", help="four 0-100 edges mapping RoboArena progress to 1-5")
     ] = "20,40,60,80",
     shard_size: Annotated[int, typer.Option("--shard-size", help="episodes per resumable shard")] = 8,
+    video_fps: Annotated[
+        str, typer.Option("--video-fps", help="output frame rate cap, or 'native' (the release: 10)")
+    ] = "10",
+    video_size: Annotated[
+        str, typer.Option("--video-size", help="output long side in pixels (aspect kept), or 'native' (release: 320)")
+    ] = "320",
+    pixel_budget: Annotated[
+        float,
+        typer.Option("--pixel-budget", help="refuse source videos of more than this many pixels (w x h x frames)"),
+    ] = 6e10,
+    num_shards: Annotated[
+        int, typer.Option("--num-shards", help="split the build over N machines (with --shard-index; then assemble)")
+    ] = 1,
+    shard_index: Annotated[
+        int, typer.Option("--shard-index", help="which of --num-shards slices this run builds (0-based)")
+    ] = 0,
     relabel: Annotated[
         bool, typer.Option("--relabel/--no-relabel", help="LM instruction cleaning + counterfactuals")
     ] = False,
@@ -160,11 +176,13 @@ def build_command(
     from rich.table import Table
 
     from roboreward.dataset import REPORT, build_dataset, relabel_fingerprint
+    from roboreward.dataset.media import VideoFormat
 
     errors = Console(stderr=True)
     relabeler = relabel_config = None
     try:
         bins = tuple(float(x) for x in progress_bins.split(","))
+        video = VideoFormat.parse(video_fps, video_size)
         if relabel:
             from roboreward.relabel import make_relabeler
 
@@ -193,18 +211,29 @@ def build_command(
             split_fractions=split_fractions,
             camera=camera,
             progress_bins=bins,
+            video=video,
+            pixel_budget=int(pixel_budget),
             workers=workers,
             shard_size=shard_size,
+            num_shards=num_shards,
+            shard_index=shard_index,
             relabeler=relabeler,
             relabel_config=relabel_config,
         )
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted: finished shards are kept; re-run the same command to resume[/]")
         raise typer.Exit(130) from None
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+    except BaseException as exc:
+        _build_error(errors, exc)
     console = Console()  # the summary is the command's output: stdout
+    if summary.part is not None:
+        i, n = summary.part
+        console.print(
+            f"part {i} of {n}: {summary.episodes_built} episodes built, {summary.shards_reused}/"
+            f"{summary.shards_total} shards reused; {summary.seconds:.1f} s. When every part is done: "
+            f"roboreward assemble --out <dataset> <the {n} part folders>"
+        )
+        return
     table = Table(title=f"RoboReward dataset in {summary.out}")
     for col in ("split", "examples", "episodes", "by kind", "by reward"):
         table.add_column(col)
@@ -222,6 +251,40 @@ def build_command(
         f"(see {summary.out / REPORT}); {summary.shards_reused}/{summary.shards_total} shards reused; "
         f"{summary.seconds:.1f} s"
     )
+
+
+def _build_error(errors: Any, exc: BaseException) -> NoReturn:
+    """Exit with a clear message: 2 for bad arguments or input, 3 for the machine's faults (disk, permissions,
+    memory, a folder in use) after which a re-run resumes; anything else is a bug and propagates."""
+    from roboreward.dataset.shards import BuildEnvironmentError
+    from roboreward.lock import OutputLockedError
+    from roboreward.video import is_environment_error
+
+    if isinstance(exc, BuildEnvironmentError | OutputLockedError) or is_environment_error(exc):
+        errors.print(f"[red]error:[/] {str(exc)[:600]}")
+        raise typer.Exit(3) from None
+    if isinstance(exc, ValueError | FileNotFoundError | FileExistsError | NotADirectoryError):
+        errors.print(f"[red]error:[/] {str(exc)[:600]}")
+        raise typer.Exit(2) from None
+    raise exc
+
+
+@app.command("assemble")
+def assemble_command(
+    parts: Annotated[list[Path], typer.Argument(help="the part folders of `build --num-shards N --shard-index i`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder of the dataset")] = Path("roboreward_dataset"),
+) -> None:
+    """Join the parts of a build spread over machines into one dataset (metadata, manifest, card)."""
+    from rich.console import Console
+
+    from roboreward.dataset import assemble_parts
+
+    try:
+        report = assemble_parts(out, parts)
+    except BaseException as exc:
+        _build_error(Console(stderr=True), exc)
+    counts = ", ".join(f"{s} {c['examples']}" for s, c in report["splits"].items())
+    typer.echo(f"assembled {len(parts)} parts into {out}: {counts} examples, {report['episodes']['built']} episodes")
 
 
 # ---- end build ----------------------------------------------------------------------------------------------

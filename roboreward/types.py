@@ -17,18 +17,31 @@ KINDS: tuple[str, ...] = ("original", "counterfactual", "clipped", "paraphrase")
 VideoInput = str | Path | bytes | np.ndarray | Sequence[np.ndarray]
 
 
+@dataclass(frozen=True)
+class VideoSegment:
+    """An episode's frames inside a shared encoded video file, not decoded yet (LeRobot v3 puts several episodes
+    in one mp4): ``num_frames`` frames from ``t0`` seconds on (LeRobot reads ``t0 + i / fps``), or without a count
+    the frames whose timestamps fall in ``[t0, t1)``."""
+
+    file: Path
+    t0: float
+    t1: float | None = None
+    num_frames: int | None = None
+
+
 @dataclass
 class Episode:
     """One robot episode as yielded by a source reader.
 
-    ``video`` is either a path to an encoded video file or a uint8 array of frames (T, H, W, 3);
+    ``video`` is a path to an encoded video file, a :class:`VideoSegment` of one, or a uint8 array of frames
+    (T, H, W, 3);
     ``label`` is the 1-5 progress label when the source provides one (OXE successes: 5).
     """
 
     id: str
     source: str
     instruction: str
-    video: str | Path | np.ndarray
+    video: str | Path | np.ndarray | VideoSegment
     label: int | None = None
     embodiment: str = ""
     fps: float = 10.0

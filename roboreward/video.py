@@ -7,6 +7,7 @@ H.264 and AV1 (LeRobot datasets use AV1; OpenCV cannot decode it).
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from collections.abc import Sequence
@@ -24,16 +25,53 @@ class VideoDecodeError(ValueError):
     """A video that cannot be opened or decoded (corrupt, empty, not a video)."""
 
 
+class VideoTooLargeError(VideoDecodeError):
+    """A video whose stream header promises more pixels than the caller's budget (refused before decoding)."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
+    """What a video's stream header says: frame count, rate, size and the codec's name."""
+
     num_frames: int
     fps: float
     width: int
     height: int
+    codec: str = ""
 
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+
+#: Default pixel budgets: decoded pixels of one video (width x height x frames; a 1080p episode at 30 fps of about
+#: 16 minutes) and of one frame (4096 x 4096).
+PIXEL_BUDGET = 60_000_000_000
+FRAME_PIXEL_BUDGET = 4096 * 4096
+
+
+def check_pixel_budget(
+    info: VideoInfo,
+    budget: int | None = PIXEL_BUDGET,
+    *,
+    frame_budget: int | None = FRAME_PIXEL_BUDGET,
+    where: str = "video",
+) -> None:
+    """Refuse (:class:`VideoTooLargeError`) a video whose header promises more than ``budget`` decoded pixels
+    (width x height x frames) or frames larger than ``frame_budget`` pixels; ``None`` turns a bound off. Call it
+    on :func:`probe`'s answer, before decoding (the header is read without decoding a frame)."""
+    frame = int(info.width) * int(info.height)
+    if frame_budget is not None and frame > frame_budget:
+        raise VideoTooLargeError(
+            f"{where}: frames of {info.width}x{info.height} ({frame:,} pixels) exceed the frame budget of "
+            f"{frame_budget:,} pixels"
+        )
+    total = frame * int(info.num_frames)
+    if budget is not None and total > budget:
+        raise VideoTooLargeError(
+            f"{where}: {info.width}x{info.height} x {info.num_frames} frames = {total:,} pixels exceed the budget "
+            f"of {budget:,} pixels"
+        )
 
 
 @dataclass
@@ -127,13 +165,74 @@ def probe(video: str | Path | bytes) -> VideoInfo:
             if n <= 0:  # some containers do not record the count: count packets
                 n = sum(1 for p in container.demux(stream) if p.size)
             width, height = stream.codec_context.width, stream.codec_context.height
+            codec = stream.codec_context.codec.name
     except VideoDecodeError:
         raise
     except Exception as exc:  # av raises many error types for corrupt input
+        if is_environment_error(exc):
+            raise
         raise VideoDecodeError(f"{_label(video)}: cannot open video ({type(exc).__name__}: {exc})") from None
     if n <= 0:
         raise VideoDecodeError(f"{_label(video)}: video has no frames")
-    return VideoInfo(num_frames=n, fps=fps, width=width, height=height)
+    return VideoInfo(num_frames=n, fps=fps, width=width, height=height, codec=codec)
+
+
+#: errno values that say the machine, not the input, is at fault (disk full, quota, read-only, permissions, I/O,
+#: out of file handles or memory).
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EMFILE", "ENFILE", "ENOMEM")
+    if hasattr(errno, name)
+)
+
+
+def is_environment_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a fault of the machine rather than of the input: an
+    OSError with an errno of :data:`ENVIRONMENT_ERRNOS` (PyAV's errors are OSErrors too) or a MemoryError."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def check_ends(video: str | Path) -> int:
+    """Decode a video's first and last frames (a truncated or corrupt tail fails here, not in a training run);
+    returns the number of frames decoded. Seeks to the last keyframe, so it decodes one GOP at most past the
+    first frame. Raises :class:`VideoDecodeError` naming the file."""
+    import av
+
+    src = _as_source(video)
+    decoded = 0
+    try:
+        with av.open(src) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1
+            for _frame in container.decode(stream):
+                decoded = 1
+                break
+            if not decoded:
+                raise VideoDecodeError(f"{_label(video)}: video has no frames")
+            last_key = None
+            container.seek(0, stream=stream)
+            for packet in container.demux(stream):
+                if packet.size and packet.is_keyframe and packet.pts is not None:
+                    last_key = packet.pts
+            container.seek(last_key or 0, stream=stream, backward=True, any_frame=False)
+            tail = 0
+            for _frame in container.decode(stream):
+                tail += 1
+            if tail == 0:
+                raise VideoDecodeError(f"{_label(video)}: the last frames do not decode")
+            decoded += tail
+    except VideoDecodeError:
+        raise
+    except Exception as exc:
+        if is_environment_error(exc):
+            raise
+        raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
+    return decoded
 
 
 def _decode_pyav(src: str | io.BytesIO, indices: list[int]) -> list[np.ndarray]:
@@ -269,6 +368,8 @@ def read_video(
         except VideoDecodeError:
             raise
         except Exception as exc:
+            if is_environment_error(exc):
+                raise
             raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
     info = probe(video)  # type: ignore[arg-type]
     idx = sample_indices(
@@ -279,6 +380,8 @@ def read_video(
     except VideoDecodeError:
         raise
     except Exception as exc:
+        if is_environment_error(exc):
+            raise
         raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
     if not frames:
         raise VideoDecodeError(f"{_label(video)}: video has no frames")
@@ -325,6 +428,8 @@ def read_all_frames(video: str | Path | bytes) -> tuple[np.ndarray, float]:
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 10.0
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     except Exception as exc:
+        if is_environment_error(exc):
+            raise
         raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
     if not frames:
         raise VideoDecodeError(f"{_label(video)}: video has no frames")

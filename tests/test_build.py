@@ -366,8 +366,13 @@ def test_lerobot_v3_segments_are_remuxed_when_exact(tmp_path, monkeypatch, conca
         tmp_path / "src" / "ds", [9, 12, 7], ["a", "b", "c"], cameras=("observation.images.cam",), concat=concat
     )
     encodes: list[Path] = []
-    real_encode = build_mod.encode
-    monkeypatch.setattr(build_mod, "encode", lambda p, f, fps: (encodes.append(p), real_encode(p, f, fps)))
+    real_transcode = build_mod.transcode
+
+    def transcode(source, fmt, targets, **kw):
+        encodes.append(targets[0][0])
+        return real_transcode(source, fmt, targets, **kw)
+
+    monkeypatch.setattr(build_mod, "transcode", transcode)
     build_dataset(
         [f"lerobot:{src}"], tmp_path / "out", clip_fractions="none", split_fractions="1,0,0", show_progress=False
     )

@@ -31,10 +31,14 @@ from roboreward.dataset.reader import (
 )
 
 if TYPE_CHECKING:
+    from roboreward.dataset.assemble import assemble_parts
     from roboreward.dataset.build import BuildSummary, build_dataset, relabel_fingerprint
+    from roboreward.dataset.media import VideoFormat
     from roboreward.dataset.plan import BUILD_DIR, MANIFEST, REPORT
 
 _LAZY = {
+    "assemble_parts": "roboreward.dataset.assemble",
+    "VideoFormat": "roboreward.dataset.media",
     "BuildSummary": "roboreward.dataset.build",
     "build_dataset": "roboreward.dataset.build",
     "relabel_fingerprint": "roboreward.dataset.build",
@@ -52,7 +56,9 @@ __all__ = [
     "SPLITS",
     "SPLIT_ALIASES",
     "BuildSummary",
+    "VideoFormat",
     "DatasetFormatError",
+    "assemble_parts",
     "available_splits",
     "build_dataset",
     "iter_metadata",

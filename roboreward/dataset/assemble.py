@@ -7,15 +7,15 @@ has; files no row names (a previous plan's, a killed build's temp files) are rem
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from roboreward.atomic import atomic_open, atomic_write_text
+from roboreward.atomic import atomic_open, atomic_path, atomic_write_text
 from roboreward.dataset.card import FEATURES, dataset_card
-from roboreward.dataset.media import sha256_file
 from roboreward.dataset.plan import BUILD_DIR, FORMAT_VERSION, MANIFEST
 from roboreward.dataset.reader import SPLITS
 from roboreward.dataset.split import check_no_leakage
@@ -69,11 +69,14 @@ def _shard_results(shard_files: Sequence[Path]) -> Iterator[dict]:
         yield json.loads(p.read_text(encoding="utf-8"))
 
 
-def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed: int) -> dict:
+def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict) -> dict:
     """Write metadata.jsonl per split, the manifest, the card; remove files no row names. Idempotent.
 
-    Streams over the shard files (two passes), so memory stays flat however many episodes the build has.
+    Streams over the shard files (two passes), so memory stays flat however many episodes the build has. The
+    videos' sizes and hashes come from the shard results (checked against the files on resume). Temp files go
+    to ``.build/tmp``, so a killed assembly leaves none in the dataset's folders.
     """
+    tmp = out / BUILD_DIR / "tmp"
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -98,7 +101,10 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
     # pass 2, split by split: stale files go, metadata.jsonl and the manifest are written row by row
     schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in MANIFEST_SCHEMA])
     buffer: dict[str, list] = {name: [] for name, _ in MANIFEST_SCHEMA}
-    with atomic_open(out / MANIFEST) as manifest, pq.ParquetWriter(manifest, schema, compression="zstd") as writer:
+    with (
+        atomic_open(out / MANIFEST, tmp_dir=tmp) as manifest,
+        pq.ParquetWriter(manifest, schema, compression="zstd") as writer,
+    ):
 
         def flush() -> None:
             if buffer["split"]:
@@ -117,21 +123,16 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
                 if p.is_file() and p != meta and p.relative_to(sdir).as_posix() not in named[split]:
                     p.unlink()  # stale files of a previous plan, temp files of a killed build
             i = 0
-            with atomic_open(meta, "w", encoding="utf-8") as fh:
+            with atomic_open(meta, "w", encoding="utf-8", tmp_dir=tmp) as fh:
                 for res in _shard_results(shard_files):
                     for ep in res["episodes"]:
                         if ep["split"] != split:
                             continue
-                        hashes: dict[str, tuple[str, int]] = {}  # an episode's rows share its videos
-                        for r in ep["rows"]:
+                        for r in ep["rows"]:  # an episode's rows share its videos
                             values = {c: r.get(c) for c in COLUMNS}
                             fh.write(json.dumps(values, ensure_ascii=False) + "\n")
-                            fn = r["file_name"]
-                            if fn not in hashes:
-                                path = sdir / fn
-                                hashes[fn] = (sha256_file(path), path.stat().st_size)
-                            row = {"split": split, "row": i, **values}
-                            row["video_sha256"], row["video_bytes"] = hashes[fn]
+                            size, sha = ep["files"][r["file_name"]]
+                            row = {"split": split, "row": i, **values, "video_sha256": sha, "video_bytes": size}
                             for name, _ in MANIFEST_SCHEMA:
                                 buffer[name].append(row[name])
                             i += 1
@@ -159,5 +160,81 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, seed:
         "skipped": skipped,
         "relabel": {"lm_calls": calls, "notes": notes},
     }
-    atomic_write_text(out / "README.md", dataset_card(report))
+    atomic_write_text(out / "README.md", dataset_card(report), tmp_dir=tmp)
     return report
+
+
+def assemble_parts(out: Path, parts: Sequence[Path]) -> dict:
+    """Join the part folders of a build spread over machines (``build --num-shards N --shard-index i``) into a
+    dataset in ``out``; returns the build report.
+
+    Every part must come from the same plan (the same fingerprint) and together they must hold every shard: a
+    missing part, a part of another plan or a shard whose files do not match its marker is refused, naming it.
+    Videos are hard-linked where ``out`` shares the parts' filesystem, else copied. ``out`` becomes an ordinary
+    build folder (re-running the same build into it reuses every shard).
+    """
+    from roboreward.dataset.build import LOCK
+    from roboreward.dataset.plan import REPORT, check_out_dir, shard_path
+    from roboreward.dataset.shards import marker_ok
+    from roboreward.lock import output_lock
+
+    if not parts:
+        raise ValueError("give the part folders to assemble")
+    plans = {}
+    for part in map(Path, parts):
+        plan_file = part / BUILD_DIR / "plan.json"
+        if not plan_file.is_file():
+            raise FileNotFoundError(f"{part}: not a part of a build (no {BUILD_DIR}/plan.json)")
+        plans[part] = json.loads(plan_file.read_text(encoding="utf-8"))
+    first_part, first = next(iter(plans.items()))
+    n = first["part"]["num_shards"]
+    by_index: dict[int, Path] = {}
+    for part, plan in plans.items():
+        if plan["fingerprint"] != first["fingerprint"] or plan["part"]["num_shards"] != n:
+            raise ValueError(f"{part} is a part of another build than {first_part} (different arguments or sources)")
+        i = plan["part"]["shard_index"]
+        if i in by_index:
+            raise ValueError(f"{part} and {by_index[i]} are both part {i} of {n}")
+        by_index[i] = part
+    missing = sorted(set(range(n)) - set(by_index))
+    if missing:
+        raise ValueError(f"parts {missing} of {n} are missing (give every --shard-index folder)")
+    target = out.resolve()
+    for part in plans:
+        if target == part.resolve() or part.resolve() in target.parents:
+            raise ValueError(f"--out {out} is inside the part {part}: assemble into another folder")
+    check_out_dir(out)
+    with output_lock(out, "roboreward assemble", name=LOCK):
+        tmp = out / BUILD_DIR / "tmp"
+        shard_files = []
+        for index, key in first["shards"]:
+            part = by_index[index % n]
+            marker = shard_path(part, index, key)
+            if not marker.is_file() or not marker_ok(part, marker):
+                raise ValueError(f"{part}: shard {index} is unfinished or its files changed: re-run that part's build")
+            result = json.loads(marker.read_text(encoding="utf-8"))
+            for ep in result["episodes"]:
+                for name, (size, _) in ep["files"].items():
+                    src, dst = part / ep["split"] / name, out / ep["split"] / name
+                    if dst.is_file() and dst.stat().st_size == size and os.path.samefile(src, dst):
+                        continue
+                    _link_or_copy(src, dst, tmp)
+            dst_marker = shard_path(out, index, key)
+            _link_or_copy(marker, dst_marker, tmp)
+            shard_files.append(dst_marker)
+        plan = {**first, "part": {"num_shards": 1, "shard_index": 0}}
+        atomic_write_text(out / BUILD_DIR / "plan.json", json.dumps(plan, indent=2) + "\n", tmp_dir=tmp)
+        report = assemble(out, shard_files, fingerprint=first["config"])
+        report["assembled_from"] = [str(p) for p in plans]
+        atomic_write_text(out / REPORT, json.dumps(report, indent=2, ensure_ascii=False) + "\n", tmp_dir=tmp)
+    return report
+
+
+def _link_or_copy(src: Path, dst: Path, tmp: Path) -> None:
+    """Hard-link ``src`` at ``dst`` (atomically), or copy it where a link cannot be made (another filesystem)."""
+    with atomic_path(dst, tmp_dir=tmp) as path:
+        path.unlink()
+        try:
+            os.link(src, path)
+        except OSError:
+            shutil.copyfile(src, path)

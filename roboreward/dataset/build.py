@@ -12,8 +12,12 @@ episode, copy or encode its video, cut temporal clips, optional LM relabeling, i
     <out>/build_report.json             counts, skipped episodes with their errors, relabel notes, timing
     <out>/.build/                       shard results and done markers (resume state; not part of the dataset)
 
-Shards are written atomically (temp file + rename); a shard's result file is its done marker, so a killed build
-re-run with the same arguments redoes only unfinished shards, and the final assembly is idempotent. Rows of a
+Shards are written atomically (temp file + rename, temp files in ``.build/tmp``); a shard's result file is its
+done marker and records each video's size and sha256, so a killed build re-run with the same arguments checks the
+finished shards against their files, redoes the unfinished or mismatching ones, and the final assembly is
+idempotent. One build writes into a folder at a time (:mod:`roboreward.lock`). Past one machine,
+``num_shards`` / ``shard_index`` build one slice of the same deterministic plan into a part folder each, and
+:func:`~roboreward.dataset.assemble.assemble_parts` joins the parts. Rows of a
 relabeled episode (counterfactual / paraphrase) reuse the episode's video file: datasets 5.x ``videofolder``
 reads metadata row by row, so several rows may name the same mp4.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,11 +40,13 @@ from typing import Any
 from roboreward.atomic import atomic_write_text
 from roboreward.dataset.assemble import assemble
 from roboreward.dataset.clip import parse_clips
-from roboreward.dataset.episode import Relabeler
+from roboreward.dataset.episode import EpisodeSettings, Relabeler
+from roboreward.dataset.media import VideoFormat
 from roboreward.dataset.plan import (
     BUILD_DIR,
     FORMAT_VERSION,
     REPORT,
+    check_out_dir,
     cut_shards,
     fingerprint_hash,
     options_dict,
@@ -47,14 +54,19 @@ from roboreward.dataset.plan import (
     resolve_sources,
     shard_path,
 )
-from roboreward.dataset.shards import run_shards
+from roboreward.dataset.shards import marker_ok, run_shards
 from roboreward.dataset.split import parse_fractions
+from roboreward.lock import output_lock
 from roboreward.sources import ReaderOptions
+from roboreward.video import PIXEL_BUDGET
+
+#: The lock file of a build folder (inside ``.build/``, so ``hf upload --exclude ".build/*"`` leaves it out).
+LOCK = f"{BUILD_DIR}/lock"
 
 
 @dataclass
 class BuildSummary:
-    """What :func:`build_dataset` did."""
+    """What :func:`build_dataset` did (``part`` = (shard index, number of shards) for one slice of a build)."""
 
     out: Path
     counts: dict[str, int]
@@ -65,18 +77,13 @@ class BuildSummary:
     shards_reused: int
     seconds: float
     report: dict[str, Any] = field(repr=False, default_factory=dict)
+    shards_redone: int = 0
+    part: tuple[int, int] | None = None
 
     @property
     def episodes_per_s(self) -> float:
         done = self.episodes_planned if self.shards_reused < self.shards_total else 0
         return done / self.seconds if self.seconds > 0 else 0.0
-
-
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file")
-    if out.is_dir() and any(out.iterdir()) and not (out / BUILD_DIR).is_dir():
-        raise FileExistsError(f"--out {out} is not empty and is not a RoboReward build folder (no {BUILD_DIR}/)")
 
 
 def relabel_fingerprint(
@@ -109,8 +116,13 @@ def build_dataset(
     split_fractions: str | Sequence[float] | None = None,
     camera: str | None = None,
     progress_bins: Sequence[float] = (20, 40, 60, 80),
+    options: ReaderOptions | None = None,
+    video: VideoFormat | None = None,
+    pixel_budget: int | None = PIXEL_BUDGET,
     workers: int = 1,
     shard_size: int = 8,
+    num_shards: int = 1,
+    shard_index: int = 0,
     relabeler: Relabeler | None = None,
     relabel_config: dict | None = None,
     show_progress: bool = True,
@@ -120,66 +132,110 @@ def build_dataset(
     ``sources``: ``"sample"`` or ``"<reader>:<path>"`` with reader in lerobot | rlds | roboarena | released.
     ``clip_fractions``: e.g. ``"0.1:1,0.3:2,0.5:3,0.7:4"`` (the default) or ``"none"``.
     ``split_fractions``: train, validation, test (default 0.8, 0.1, 0.1), split by episode group.
+    ``options``: reader options (``camera`` and ``progress_bins`` are shorthands for its fields).
+    ``video``: the output video format (default: the release's, at most 10 fps and 320 px, H.264);
+    ``pixel_budget``: width x height x frames of a source video above which the episode is refused unread.
     ``relabeler``: a callable ``(episode, video_path) -> RelabelResult`` (see :mod:`roboreward.relabel`);
     ``relabel_config`` identifies it in the build fingerprint (so changing it rebuilds the shards).
     ``workers``: shards in parallel: processes without a relabeler, threads of this process with one (episodes
     then wait on the LM concurrently; the output is the same for any ``workers``).
+    ``num_shards`` / ``shard_index``: build only the plan's shards whose index is ``shard_index`` modulo
+    ``num_shards`` into ``out`` (one part of a build spread over machines), without assembling.
     """
     t_start = time.perf_counter()
     out = Path(out)
-    _check_out_dir(out)
+    check_out_dir(out)
     clips = [list(c) for c in parse_clips(clip_fractions)]
     fractions = parse_fractions(split_fractions)
-    options = ReaderOptions(camera=camera, progress_bins=tuple(float(b) for b in progress_bins))
+    if options is None:
+        options = ReaderOptions(camera=camera, progress_bins=tuple(float(b) for b in progress_bins))
+    fmt = video or VideoFormat()
     from roboreward.rubric import progress_to_label
 
     progress_to_label(50, options.progress_bins)  # validates the bins early
     if shard_size < 1:
         raise ValueError("shard_size must be >= 1")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"--shard-index must be in [0, --num-shards), got {shard_index} of {num_shards}")
     specs = resolve_sources(sources)
     if not specs:
         raise ValueError("give at least one source")
+    refuse_out_in_sources(out, specs)
 
-    # 1. list, sample, split
-    plan = plan_episodes(specs, options, episodes_per_source=episodes_per_source, fractions=fractions, seed=seed)
+    with output_lock(out, "roboreward build", name=LOCK):
+        tmp = out / BUILD_DIR / "tmp"
+        shutil.rmtree(tmp, ignore_errors=True)  # temp files of a killed build (we hold the lock: none are live)
+        # 1. list, sample, split
+        plan = plan_episodes(specs, options, episodes_per_source=episodes_per_source, fractions=fractions, seed=seed)
+        fingerprint = {
+            "format": FORMAT_VERSION,
+            "sources": specs,
+            "seed": seed,
+            "episodes_per_source": episodes_per_source,
+            "clips": clips,
+            "split_fractions": list(fractions),
+            "options": options_dict(options),
+            "video": fmt.as_dict(),
+            "pixel_budget": pixel_budget,
+            "shard_size": shard_size,
+            "relabel": relabel_config if relabeler is not None else None,
+        }
+        fp = fingerprint_hash(fingerprint)
+        settings = EpisodeSettings(options=options, clips=clips, video=fmt, pixel_budget=pixel_budget, tmp_dir=tmp)
+        tasks = cut_shards(plan, out, fp=fp, shard_size=shard_size, settings=settings)
+        plan_file = {
+            "fingerprint": fp,
+            "config": fingerprint,
+            "shards": [[t.index, t.key] for t in tasks],
+            "part": {"num_shards": num_shards, "shard_index": shard_index},
+        }
+        (out / BUILD_DIR / "shards").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / BUILD_DIR / "plan.json", json.dumps(plan_file, indent=2) + "\n", tmp_dir=tmp)
+        mine = [t for t in tasks if t.index % num_shards == shard_index]
+        pending, redone = [], 0
+        for t in mine:  # a done marker counts only when the files it names are there, as it recorded them
+            marker = shard_path(out, t.index, t.key)
+            if marker.is_file():
+                if marker_ok(out, marker):
+                    continue
+                marker.unlink()
+                redone += 1
+            pending.append(t)
+        reused = len(mine) - len(pending)
 
-    fingerprint = {
-        "format": FORMAT_VERSION,
-        "sources": specs,
-        "seed": seed,
-        "episodes_per_source": episodes_per_source,
-        "clips": clips,
-        "split_fractions": list(fractions),
-        "options": options_dict(options),
-        "shard_size": shard_size,
-        "relabel": relabel_config if relabeler is not None else None,
-    }
-    fp = fingerprint_hash(fingerprint)
-    (out / BUILD_DIR / "shards").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / BUILD_DIR / "plan.json", json.dumps({"fingerprint": fp, **fingerprint}, indent=2) + "\n")
-    tasks = cut_shards(plan, out, fp=fp, shard_size=shard_size, options=options, clips=clips)
-    pending = [t for t in tasks if not shard_path(out, t.index, t.key).is_file()]
-    reused = len(tasks) - len(pending)
+        # 2. shards
+        run_shards(
+            pending,
+            relabeler,
+            workers,
+            show_progress,
+            reused_episodes=sum(len(t.items) for t in mine) - sum(len(t.items) for t in pending),
+        )
+        if num_shards > 1:
+            return BuildSummary(
+                out=out,
+                counts={},
+                episodes_planned=sum(len(t.items) for t in mine),
+                episodes_built=sum(len(t.items) for t in pending),
+                episodes_skipped=0,
+                shards_total=len(mine),
+                shards_reused=reused,
+                seconds=time.perf_counter() - t_start,
+                shards_redone=redone,
+                part=(shard_index, num_shards),
+            )
 
-    # 2. shards
-    run_shards(
-        pending,
-        relabeler,
-        workers,
-        show_progress,
-        reused_episodes=sum(len(t.items) for t in tasks) - sum(len(t.items) for t in pending),
-    )
-
-    # 3. assemble
-    report = assemble(out, [shard_path(out, t.index, t.key) for t in tasks], fingerprint=fingerprint, seed=seed)
-    seconds = time.perf_counter() - t_start
-    report["timing"] = {
-        "seconds": round(seconds, 3),
-        "shards_reused": reused,
-        "shards_total": len(tasks),
-        "workers": workers,
-    }
-    atomic_write_text(out / REPORT, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        # 3. assemble
+        report = assemble(out, [shard_path(out, t.index, t.key) for t in tasks], fingerprint=fingerprint)
+        seconds = time.perf_counter() - t_start
+        report["timing"] = {
+            "seconds": round(seconds, 3),
+            "shards_reused": reused,
+            "shards_redone": redone,
+            "shards_total": len(tasks),
+            "workers": workers,
+        }
+        atomic_write_text(out / REPORT, json.dumps(report, indent=2, ensure_ascii=False) + "\n", tmp_dir=tmp)
     return BuildSummary(
         out=out,
         counts={s: report["splits"][s]["examples"] for s in report["splits"]},
@@ -190,4 +246,21 @@ def build_dataset(
         shards_reused=reused,
         seconds=seconds,
         report=report,
+        shards_redone=redone,
     )
+
+
+def refuse_out_in_sources(out: Path, specs: Sequence[str]) -> None:
+    """Refuse an ``out`` that is a source folder or inside one (assembly removes files no row names: it would
+    eat the source, and a re-split in place would read what it is rewriting)."""
+    target = out.resolve()
+    for spec in specs:
+        reader, sep, path = spec.partition(":")
+        if not sep:
+            continue
+        src = Path(path).resolve()
+        if target == src or src in target.parents:
+            raise ValueError(
+                f"--out {out} is {'the source' if target == src else 'inside the source'} {spec}: write the "
+                "dataset to another folder (to re-split a built dataset, give it as released:<folder> and a new --out)"
+            )

@@ -27,6 +27,18 @@ def _short_spec(spec: str) -> str:
     return f"{reader}:{Path(path).name}" if sep else spec
 
 
+def video_line(video: dict | None) -> str:
+    """The card's line on the video format (``VideoFormat.as_dict()``)."""
+    if not video:
+        return "as the sources give them"
+    fps = f"at most {video['fps']:g} fps" if video["fps"] != "native" else "the source's frame rate"
+    size = f"at most {video['size']} px on the long side" if video["size"] != "native" else "the source's size"
+    return (
+        f"H.264 mp4 (crf {video['crf']}), {fps}, {size} (aspect kept); a source that already fits is copied "
+        "without re-encoding; clips are cut from the same decoding pass"
+    )
+
+
 def dataset_card(report: dict) -> str:
     """README.md: the YAML header (``configs`` with the features, so ``datasets.load_dataset`` opens the folder
     offline) through huggingface_hub's :class:`~huggingface_hub.DatasetCardData`, then the counts and provenance."""
@@ -100,6 +112,7 @@ def dataset_card(report: dict) -> str:
         + (", ".join(f"{f:g} -> {s}" for f, s in cfg["clips"]) or "none")
         + "; full success video -> 5",
         f"- RoboArena progress bins (0-100 -> 1-5, upper-exclusive edges): {cfg['options']['progress_bins']}",
+        f"- videos: {video_line(cfg.get('video'))}",
         f"- LM relabeling: {'on' if cfg['relabel'] is not None else 'off'}",
         f"- episodes built: {report['episodes']['built']}; skipped (bad input, see build_report.json): "
         f"{report['episodes']['skipped']}",

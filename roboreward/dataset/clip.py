@@ -11,14 +11,11 @@ A clip keeps ``max(1, round(fraction * frames))`` frames. Clipped files are name
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from roboreward.atomic import atomic_path
 from roboreward.rubric import check_score
 
 #: (fraction of the episode kept, label) pairs.
@@ -81,60 +78,15 @@ def clip_file_name(stem: str, attempt: int, score: int) -> str:
     return f"{stem}_attempt_{attempt}_score_{check_score(score)}.mp4"
 
 
-class OddFrameSizeError(ValueError):
-    """The source's frame size cannot be encoded as is (H.264 4:2:0 needs even sizes)."""
-
-
 def encode_prefixes(src: str | Path, outputs: Sequence[tuple[int, str | Path]], *, crf: int = 23) -> int:
-    """Decode ``src`` once and H.264-encode each ``(n_frames, path)`` prefix in the same pass.
-
-    Frames go from the decoder to the encoders in YUV 4:2:0 without an RGB round trip and without holding the
-    episode in memory, which makes clipping several times cheaper than decoding to arrays and re-encoding each
-    clip. Every frame is decoded (so a corrupt tail is still caught). Files are written atomically. Returns the
-    number of frames decoded; raises :class:`roboreward.video.VideoDecodeError` naming the file on bad input.
-    """
-    import av
-
-    from roboreward.video import VideoDecodeError
+    """Decode ``src`` once and H.264-encode each ``(n_frames, path)`` prefix in the same pass, at the source's
+    rate and size (:func:`roboreward.dataset.media.transcode`); every frame is decoded, so a corrupt tail is
+    caught. Files are written atomically. Returns the number of frames decoded; raises
+    :class:`roboreward.video.VideoDecodeError` naming the file on bad input."""
+    from roboreward.dataset.media import FrameSource, VideoFormat, transcode
 
     if not outputs:
         return 0
-    targets = [(int(n), Path(p)) for n, p in outputs]
-    count = 0
-    try:
-        with contextlib.ExitStack() as files, av.open(str(src)) as inp:
-            if not inp.streams.video:
-                raise VideoDecodeError(f"{src}: no video stream")
-            st = inp.streams.video[0]
-            st.codec_context.thread_count = 1
-            rate = Fraction(st.average_rate or st.guessed_rate or 10).limit_denominator(1000)
-            width, height = st.codec_context.width, st.codec_context.height
-            if width % 2 or height % 2:
-                raise OddFrameSizeError(f"{src}: H.264 4:2:0 needs even frame sizes, got {width}x{height}")
-            writers = []
-            for _, path in targets:  # each temp file is renamed to its path when the stack closes without error
-                container = av.open(str(files.enter_context(atomic_path(path))), mode="w", format="mp4")
-                stream = container.add_stream("libx264", rate=rate)
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.codec_context.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-                writers.append((container, stream))
-            for frame in inp.decode(st):
-                if frame.format.name != "yuv420p":
-                    frame = frame.reformat(format="yuv420p")
-                frame.pts, frame.time_base = count, 1 / rate  # frame index in units of 1/fps
-                for (n, _), (container, stream) in zip(targets, writers, strict=True):
-                    if count < n:
-                        for packet in stream.encode(frame):
-                            container.mux(packet)
-                count += 1
-            for container, stream in writers:
-                for packet in stream.encode():
-                    container.mux(packet)
-                container.close()
-            if count == 0:
-                raise VideoDecodeError(f"{src}: video has no frames")
-    except (VideoDecodeError, OddFrameSizeError):
-        raise
-    except Exception as exc:
-        raise VideoDecodeError(f"{src}: cannot decode video ({type(exc).__name__}: {exc})") from None
-    return count
+    source = FrameSource.from_file(Path(src))
+    targets = [(Path(p), min(1.0, int(n) / source.count)) for n, p in outputs]
+    return transcode(source, VideoFormat(fps=None, size=None, crf=crf), targets, decode_all=True)[1]

@@ -1,66 +1,129 @@
-"""One episode into the dataset: load and validate it, write its video (copy, remux or encode), cut its clips,
-relabel it (optional), and return its metadata rows."""
+"""One episode into the dataset: load and validate it, write its video in the dataset's format (copy, remux or
+one streaming transcode that also cuts its clips), relabel it (optional), and return its metadata rows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from roboreward.atomic import atomic_copy
-from roboreward.dataset.clip import clip_file_name, clip_frames, clip_length, encode_prefixes
-from roboreward.dataset.media import encode, remux_segment
+from roboreward.dataset.clip import clip_file_name, clip_length, encode_prefixes
+from roboreward.dataset.media import FrameSource, VideoFormat, count_packets, file_record, remux_segment, transcode
 from roboreward.sources import EpisodeRef, ReaderOptions, SourceError, load_episode, slug
-from roboreward.types import COLUMNS, Episode, Example, RelabelResult
+from roboreward.types import COLUMNS, Episode, Example, RelabelResult, VideoSegment
+from roboreward.video import (
+    FRAME_PIXEL_BUDGET,
+    PIXEL_BUDGET,
+    VideoDecodeError,
+    VideoInfo,
+    check_ends,
+    check_pixel_budget,
+    is_environment_error,
+    probe,
+)
 
 #: ``(episode, video_path) -> RelabelResult`` (see :mod:`roboreward.relabel`).
 Relabeler = Callable[[Episode, Path], RelabelResult]
 
 
+@dataclass(frozen=True)
+class EpisodeSettings:
+    """How a worker writes episodes: reader options, clips, the video format, the pixel budgets, the temp folder."""
+
+    options: ReaderOptions
+    clips: Sequence[tuple[float, int]]
+    video: VideoFormat = VideoFormat()
+    pixel_budget: int | None = PIXEL_BUDGET
+    frame_pixel_budget: int | None = FRAME_PIXEL_BUDGET
+    tmp_dir: Path | None = None
+
+
 def error_field(exc: BaseException) -> str:
+    """The field an input error is about (``video`` for undecodable videos, else the reader's field)."""
     if isinstance(exc, SourceError):
         return exc.field
-    from roboreward.video import VideoDecodeError
-
     return "video" if isinstance(exc, VideoDecodeError) else "episode"
+
+
+def _frame_source(episode: Episode) -> tuple[FrameSource, VideoInfo | None, VideoSegment | None, Path | None]:
+    """The episode's frames as a stream, with the header, segment or file they come from (to copy them as they
+    are when they fit)."""
+    video = episode.video
+    if isinstance(video, VideoSegment):
+        header = probe(video.file)
+        return FrameSource.from_segment(video, header), header, video, None
+    if isinstance(video, str | Path):
+        header = probe(video)
+        return FrameSource.from_file(Path(video), header), header, None, Path(video)
+    frames = np.asarray(video)
+    seg = episode.meta.get("segment")  # a reader that decoded a segment of a shared file says which
+    segment = VideoSegment(Path(seg["file"]), float(seg["t0"]), None, len(frames)) if seg else None
+    header = probe(segment.file) if segment is not None else None
+    return FrameSource.from_array(frames, episode.fps, f"{episode.id}: frames"), header, segment, None
+
+
+def write_videos(
+    episode: Episode, target: Path, clip_targets: Sequence[tuple[Path, float]], settings: EpisodeSettings
+) -> None:
+    """Write the episode's video to ``target`` and its clips, in ``settings.video``'s format.
+
+    The pixel budget is checked from the stream header first. A source that already fits the format is copied
+    (a file) or remuxed (a segment of a shared file) and decoded at its first and last frame, or whole when clips
+    are cut from it; any other is transcoded in one streaming pass together with its clips.
+    """
+    fmt, tmp = settings.video, settings.tmp_dir
+    source, header, segment, path = _frame_source(episode)
+    check_pixel_budget(source.info, settings.pixel_budget, frame_budget=settings.frame_pixel_budget, where=source.label)
+    copied = False
+    if header is not None and fmt.fits(header):
+        if path is not None:
+            atomic_copy(path, target, tmp_dir=tmp)
+            copied = True
+        elif segment is not None:
+            n = segment.num_frames or count_packets(segment.file, segment.t0, segment.t1)
+            copied = remux_segment(segment.file, segment.t0, target, n, tmp_dir=tmp)
+    if not copied:
+        transcode(source, fmt, [(target, None), *clip_targets], tmp_dir=tmp)
+        return
+    if clip_targets:  # decodes the whole copy (every frame checked), encodes the clips in the same pass
+        n = probe(target).num_frames
+        encode_prefixes(target, [(clip_length(n, f), p) for p, f in clip_targets], crf=fmt.crf)
+    else:
+        check_ends(target)
 
 
 def process_episode(
     ref: EpisodeRef,
     split: str,
     out: Path,
-    options: ReaderOptions,
-    clips: Sequence[tuple[float, int]],
+    settings: EpisodeSettings,
     relabeler: Relabeler | None = None,
-) -> tuple[list[dict], list[dict], int]:
-    """Write one episode's videos under ``out/<split>/`` and return (rows, relabel notes, LM calls).
+) -> tuple[list[dict], list[dict], int, dict[str, list]]:
+    """Write one episode's videos under ``out/<split>/`` and return (rows, relabel notes, LM calls, files).
 
-    Raises on bad input (the caller records it and removes what this episode wrote).
+    ``files`` maps each written video (relative to the split folder) to its ``[size, sha256]``. Raises on bad
+    input (the caller records it and removes what this episode wrote) and on environment errors (the caller stops).
     """
-    from roboreward.video import probe, read_all_frames
-
+    options = settings.options
     episode = load_episode(ref, options)
     sdir = out / split
     stem = slug(episode.id)
     source = slug(episode.source)
     rel = f"{source}/{stem}.mp4"
     target = sdir / rel
-    frames = None
     label = episode.label if episode.label is not None else options.success_label
-    will_clip = bool(clips) and label == 5 and not episode.meta.get("no_clip")
-    copied = False  # the written original holds the source's own packets
-    if isinstance(episode.video, str | Path):
-        src = Path(episode.video)
-        fps = probe(src).fps  # raises VideoDecodeError naming the file for corrupt / empty videos
-        atomic_copy(src, target)
-        copied = True
-    else:
-        frames = episode.video
-        fps = episode.fps
-        seg = episode.meta.get("segment")
-        copied = bool(seg) and remux_segment(Path(seg["file"]), seg["t0"], seg["t1"], target, len(frames))
-        if not copied:
-            encode(target, frames, fps)
+    will_clip = bool(settings.clips) and label == 5 and not episode.meta.get("no_clip")
+    specs = (
+        [(clip_file_name(stem, i, score), fraction, score) for i, (fraction, score) in enumerate(settings.clips, 1)]
+        if will_clip
+        else []
+    )
+    write_videos(episode, target, [(sdir / source / name, fraction) for name, fraction, _ in specs], settings)
+    files = {rel: file_record(target)}
+    files.update({f"{source}/{name}": file_record(sdir / source / name) for name, _, _ in specs})
     released = episode.meta.get("released_row")
     if released:
         row = {c: released.get(c) for c in COLUMNS if c in released}
@@ -86,33 +149,18 @@ def process_episode(
             original_instruction=episode.instruction,
         )
     rows = [base]
-    if will_clip:
-        specs = [(clip_file_name(stem, i, score), fraction, score) for i, (fraction, score) in enumerate(clips, 1)]
-        done = False
-        info = probe(target) if copied else None
-        if info is not None and info.width % 2 == 0 and info.height % 2 == 0:
-            # decode the file once and encode every clip in the same pass (no RGB round trip)
-            n = info.num_frames
-            done = encode_prefixes(target, [(clip_length(n, f), sdir / source / name) for name, f, _ in specs]) == n
-            if not done:  # the container's frame count was off: cut exactly from decoded frames
-                frames, fps = read_all_frames(target)
-        if not done:
-            assert frames is not None
-            for name, fraction, _ in specs:
-                encode(sdir / source / name, clip_frames(frames, fraction), fps)
-        for name, fraction, score in specs:  # a clip row is the episode's row but for its file, label and kind
-            rows.append(
-                replace(base, file_name=f"{source}/{name}", reward=score, kind="clipped", clip_fraction=fraction)
-            )
-    del frames
+    for name, fraction, score in specs:  # a clip row is the episode's row but for its file, label and kind
+        rows.append(replace(base, file_name=f"{source}/{name}", reward=score, kind="clipped", clip_fraction=fraction))
     notes: list[dict] = []
     calls = 0
     if relabeler is not None:
         try:
             result = relabeler(episode, target)
         except Exception as exc:  # keep the episode's own rows; the report says relabeling failed
+            if is_environment_error(exc):
+                raise
             note = f"relabeling failed, rows kept unrelabeled ({type(exc).__name__}: {exc})"
-            return [r.to_row() for r in rows], [relabel_note(episode, note)], calls
+            return [r.to_row() for r in rows], [relabel_note(episode, note)], calls, files
         calls = int(result.calls)
         notes = [relabel_note(episode, r) for r in result.skipped]
         cleaned = " ".join(str(result.instruction or "").split()) or base.task
@@ -135,7 +183,7 @@ def process_episode(
             ex.embodiment = ex.embodiment or base.embodiment
             ex.original_instruction = ex.original_instruction or base.original_instruction
             rows.append(ex)
-    return [r.to_row() for r in rows], notes, calls
+    return [r.to_row() for r in rows], notes, calls, files
 
 
 def relabel_note(episode: Episode, reason: str) -> dict:

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from roboreward.dataset.episode import EpisodeSettings
 from roboreward.dataset.reader import SPLITS
 from roboreward.dataset.split import assign_splits
 from roboreward.sources import EpisodeRef, ReaderOptions, list_source, parse_source_spec, sample_per_source
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BUILD_DIR = ".build"
 MANIFEST = "build_manifest.parquet"
 REPORT = "build_report.json"
@@ -31,8 +32,15 @@ class ShardTask:
     key: str
     out: str
     items: list[tuple[dict, str]]  # (EpisodeRef dict, split)
-    options: dict
-    clips: list[tuple[float, int]]
+    settings: EpisodeSettings
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``out`` that is a file, or a non-empty folder that is not a build (no ``.build/``)."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not (out / BUILD_DIR).is_dir():
+        raise FileExistsError(f"--out {out} is not empty and is not a RoboReward build folder (no {BUILD_DIR}/)")
 
 
 def shard_path(out: Path, index: int, key: str) -> Path:
@@ -90,13 +98,12 @@ def cut_shards(
     *,
     fp: str,
     shard_size: int,
-    options: ReaderOptions,
-    clips: list[list],
+    settings: EpisodeSettings,
 ) -> list[ShardTask]:
     """Cut the plan into shards of ``shard_size`` episodes, each keyed by the fingerprint and its episodes."""
     tasks: list[ShardTask] = []
     for i in range(0, len(plan), shard_size):
         items = [(r.to_dict(), s) for r, s in plan[i : i + shard_size]]
         key = hashlib.sha256((fp + json.dumps([(d["source"], d["id"], s) for d, s in items])).encode()).hexdigest()
-        tasks.append(ShardTask(i // shard_size, key[:16], str(out), items, options_dict(options), clips))
+        tasks.append(ShardTask(i // shard_size, key[:16], str(out), items, settings))
     return tasks

@@ -1,25 +1,59 @@
 """Run shards: each shard's episodes in turn, its result file written atomically as its done marker; shards in
-parallel on a process pool (threads of this process when a relabeler is used)."""
+parallel on a process pool (threads of this process when a relabeler is used).
+
+Input errors (a bad episode) are recorded in the shard and the build goes on; environment errors (disk full,
+permissions, a temp file gone, out of memory) stop the shard before anything of it is marked done and end the
+build with :class:`BuildEnvironmentError`, so a re-run after the fault redoes exactly what is missing. Pool
+workers die with their parent (:func:`die_with_parent`).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from roboreward.atomic import atomic_write_text
+from roboreward.atomic import TMP_PREFIX, atomic_write_text
 from roboreward.dataset.episode import Relabeler, error_field, process_episode
+from roboreward.dataset.media import sha256_file
 from roboreward.dataset.plan import ShardTask, shard_path
-from roboreward.sources import EpisodeRef, ReaderOptions, SourceError, slug
+from roboreward.sources import EpisodeRef, SourceError, slug
+from roboreward.video import is_environment_error
+
+
+class BuildEnvironmentError(RuntimeError):
+    """The machine, not the input, stopped a shard (nothing of it was marked done; re-run to resume)."""
+
+
+def environment_fault(exc: BaseException, out: Path) -> bool:
+    """Whether ``exc`` is the machine's fault: :func:`roboreward.video.is_environment_error`, or a file of the
+    build's own (under ``out`` or a temp file) that vanished while it was being written."""
+    if is_environment_error(exc):
+        return True
+    root = str(Path(out).resolve())
+    seen: BaseException | None = exc
+    for _ in range(16):
+        if seen is None:
+            break
+        if isinstance(seen, FileNotFoundError):
+            for name in (seen.filename, seen.filename2):
+                if name and (TMP_PREFIX in os.path.basename(str(name)) or str(Path(name).resolve()).startswith(root)):
+                    return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def run_shard(task: ShardTask, relabeler: Relabeler | None = None, stop: threading.Event | None = None) -> dict:
     """Process a shard's episodes and write its result file (the done marker) atomically. A set ``stop`` (Ctrl-C
-    in the main thread while shards run on threads) ends the shard before its next episode, unwritten."""
+    in the main thread while shards run on threads) ends the shard before its next episode, unwritten. Raises
+    :class:`BuildEnvironmentError` (the marker unwritten) when the machine fails."""
     out = Path(task.out)
-    options = ReaderOptions(**{**task.options, "progress_bins": tuple(task.options["progress_bins"])})
-    clips = [tuple(c) for c in task.clips]
     result: dict[str, Any] = {
         "index": task.index,
         "key": task.key,
@@ -33,21 +67,45 @@ def run_shard(task: ShardTask, relabeler: Relabeler | None = None, stop: threadi
             raise KeyboardInterrupt
         ref = EpisodeRef.from_dict(ref_dict)
         try:
-            rows, notes, calls = process_episode(ref, split, out, options, clips, relabeler)  # type: ignore[arg-type]
+            rows, notes, calls, files = process_episode(ref, split, out, task.settings, relabeler)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # bad input: record it, remove partial files, go on
             _remove_episode_files(out / split / slug(ref.source), slug(ref.id))
+            if environment_fault(exc, out):
+                raise BuildEnvironmentError(
+                    f"shard {task.index}, episode {ref.id}: {type(exc).__name__}: {str(exc)[:300]} -- an environment "
+                    "error (disk, permissions, memory, files removed under --out), not bad input: nothing of this "
+                    "shard was marked done; fix it and re-run the same command to build what is missing"
+                ) from None
             msg = str(exc) if isinstance(exc, SourceError) else f"{ref.id}: {error_field(exc)}: {exc}"
             result["skipped"].append(
                 {"episode": ref.id, "source": ref.source, "split": split, "field": error_field(exc), "error": msg}
             )
             continue
-        result["episodes"].append({"id": ref.id, "split": split, "rows": rows})
+        result["episodes"].append({"id": ref.id, "split": split, "rows": rows, "files": files})
         result["notes"] += notes
         result["calls"] += calls
-    atomic_write_text(shard_path(out, task.index, task.key), json.dumps(result, ensure_ascii=False) + "\n")
+    marker = shard_path(out, task.index, task.key)
+    atomic_write_text(marker, json.dumps(result, ensure_ascii=False) + "\n", tmp_dir=task.settings.tmp_dir)
     return result
+
+
+def marker_ok(out: Path, marker: Path, *, checksum: bool = True) -> bool:
+    """Whether a shard's done marker holds: it parses, and every video it names is in ``out`` with the size (and,
+    with ``checksum``, the sha256) it recorded. A marker that does not hold is redone, not trusted."""
+    try:
+        result = json.loads(marker.read_text(encoding="utf-8"))
+        for ep in result["episodes"]:
+            for name, (size, sha) in ep["files"].items():
+                path = out / ep["split"] / name
+                if not path.is_file() or path.stat().st_size != size:
+                    return False
+                if checksum and sha256_file(path) != sha:
+                    return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def _run_shard_to_file(
@@ -63,6 +121,28 @@ def _remove_episode_files(folder: Path, stem: str) -> None:
         return
     for p in list(folder.glob(f"{stem}.mp4")) + list(folder.glob(f"{stem}_attempt_*_score_*.mp4")):
         p.unlink(missing_ok=True)
+
+
+def die_with_parent() -> None:
+    """Pool-worker initializer: end this process when its parent dies. On Linux the kernel sends SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread checks the parent once a second."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        ok = libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        ok = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if ok:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def run_shards(
@@ -89,7 +169,9 @@ def run_shards(
         pool: Executor = (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relabel")
             if relabeler is not None
-            else ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+            else ProcessPoolExecutor(
+                max_workers=workers, mp_context=mp.get_context("fork"), initializer=die_with_parent
+            )
         )
         with pool:
             futures = {pool.submit(_run_shard_to_file, task, relabeler, stop): task for task in pending}
