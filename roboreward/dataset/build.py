@@ -33,7 +33,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,7 @@ def build_dataset(
     fractions = parse_fractions(split_fractions)
     if options is None:
         options = ReaderOptions(camera=camera, progress_bins=tuple(float(b) for b in progress_bins))
+    options = replace(options, decode_segments=False)  # LeRobot v3 segments are streamed, not decoded whole
     fmt = video or VideoFormat()
     from roboreward.rubric import progress_to_label
 

@@ -10,6 +10,7 @@ together, one frame in memory at a time: a worker's memory does not grow with ep
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -106,6 +107,7 @@ class FrameSource:
     width: int
     height: int
     frames: Callable[[], Iterator[Any]]  # av.VideoFrame, in presentation order
+    min_count: int = 1  # fewer decoded frames than this is an error (else the output is cut from what there is)
 
     @property
     def info(self) -> VideoInfo:
@@ -123,7 +125,9 @@ class FrameSource:
         if count <= 0:
             raise VideoDecodeError(f"{segment.file}: no frames in [{segment.t0}, {segment.t1}) s")
         label = f"{segment.file} [{segment.t0:g} s, {count} frames]"
-        return cls(label, count, info.fps, info.width, info.height, lambda: _decode(segment.file, segment, count))
+        frames = functools.partial(_decode, segment.file, segment, count)
+        # a segment with a frame count (LeRobot's ``length``) may be one frame short, as LeRobot's reader allows
+        return cls(label, count, info.fps, info.width, info.height, frames, max(1, (segment.num_frames or 0) - 1))
 
     @classmethod
     def from_array(cls, frames: np.ndarray, fps: float, label: str) -> FrameSource:
@@ -219,6 +223,8 @@ def transcode(
     except _ShortRead as short:
         if short.decoded == 0:
             raise VideoDecodeError(f"{source.label}: video has no frames") from None
+        if short.decoded < source.min_count:
+            raise VideoDecodeError(f"{source.label}: expected {source.count} frames, got {short.decoded}") from None
         source.count = short.decoded  # the header over-counted: cut from the frames there are
         return _transcode(source, fmt, targets, tmp_dir, decode_all)
 

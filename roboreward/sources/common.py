@@ -82,7 +82,9 @@ class ReaderOptions:
     ``instruction_key``: the RLDS feature holding the instruction (e.g. ``steps/language_instruction_2``);
     default: the known keys in order. ``source_split``: read only this split of the source (an RLDS file's
     ``<name>-<split>.tfrecord`` split, a LeRobot ``info.json`` ``splits`` entry). ``source_version``: the RLDS
-    version folder to read (default: the newest of each dataset).
+    version folder to read (default: the newest of each dataset). ``decode_segments``: False gives a LeRobot
+    v3 episode's video as a :class:`~roboreward.types.VideoSegment` of its shared mp4, undecoded (the builder
+    streams it), instead of its frames.
     """
 
     camera: str | None = None
@@ -92,6 +94,7 @@ class ReaderOptions:
     instruction_key: str | None = None
     source_split: str | None = None
     source_version: str | None = None
+    decode_segments: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "progress_bins", tuple(float(b) for b in self.progress_bins))

@@ -28,7 +28,7 @@ import numpy as np
 
 from roboreward.sources import common
 from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError
-from roboreward.types import Episode
+from roboreward.types import Episode, VideoSegment
 
 #: How an episode's several tasks are joined into one instruction.
 TASK_JOINER = "; "
@@ -311,6 +311,8 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
             raise SourceError(ref.id, f"videos/{key}/to_timestamp", "neither a to_timestamp nor a length is given")
         if not video.is_file():
             raise SourceError(ref.id, f"camera {key}", f"video file {video} is missing")
+        if not options.decode_segments:
+            return Episode(video=VideoSegment(video, t0, t1, length or None), **fields)
         frames = decode_range(video, t0, t1, num_frames=length or None, episode_id=ref.id)
         if length and abs(len(frames) - length) > 1:
             raise SourceError(ref.id, "video", f"expected {length} frames from {t0}s of {video}, got {len(frames)}")
