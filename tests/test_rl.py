@@ -545,3 +545,51 @@ def test_close_releases_the_mujoco_renderer():
     wrapped.close()
     assert renderer._viewers == {} and renderer.viewer is None
     release_mujoco_rendering(SlideEnv())  # not a MuJoCo env: nothing to do
+
+
+CEM_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rl_cem_metaworld.py"
+
+
+def _cem_example():
+    spec = importlib.util.spec_from_file_location("rl_cem_metaworld", CEM_EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rl_cem_metaworld"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
+def test_cem_with_the_simulator_reward_improves_on_the_base_policy():
+    """The RL loop itself (issue 17 item 5): with the oracle reward, CEM must beat the miscalibrated base policy
+    on held-out layouts (it fails if elites were the worst candidates or the update ignored them)."""
+    cem = _cem_example()
+    args = cem.parse_args(
+        ["--arms", "base", "oracle", "--task", "reach-v3", "--steps", "70", "--iterations", "3", "--population", "6"]
+        + ["--eval-episodes", "6", "--seeds", "0", "1", "2"]
+    )
+    results = cem.run(args, log=lambda _: None)
+    base, oracle = results["arms"]["base"], results["arms"]["oracle"]
+    assert oracle["final_success_mean"] >= base["final_success_mean"] + 0.3, cem.table(results)
+    for history in oracle["per_seed"]:  # the oracle's reward is the rollouts' own success
+        assert history["reward"] == history["rollout_success"] and len(history["success"]) == 4
+        assert len(history["theta"]) == 4 and len(history["theta"][0]) == 4
+
+
+@pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
+def test_cem_example_ci_sized_with_the_tiny_model(tiny_scorer, tmp_path, capsys):
+    """The whole comparison script at a CI size: all four arms, three seeds, table, results and plot."""
+    cem = _cem_example()
+    argv = ["--model", "tiny-test", "--random-model", "tiny-test", "--iterations", "2", "--population", "3"]
+    argv += ["--elites", "1", "--eval-episodes", "2", "--steps", "24", "--size", "32x32", "--stride", "12"]
+    assert cem.main([*argv, "--out", str(tmp_path)], scorers={"tiny-test": tiny_scorer}) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["arms"]) == ["base", "model", "oracle", "random"]
+    model = results["arms"]["model"]
+    assert len(model["per_seed"]) == 3 and results["arms"]["random"]["same_as"] == "model"
+    for history in model["per_seed"]:
+        assert len(history["success"]) == 3 and all(0.0 <= r <= 1.0 for r in history["reward"])
+    table = (tmp_path / "table.md").read_text()
+    assert table.count("\n| ") == 5 and "± " in table and table in capsys.readouterr().out
+    assert (tmp_path / "success_vs_iterations.png").stat().st_size > 5000
+    with pytest.raises(SystemExit):
+        cem.parse_args(["--elites", "9", "--population", "4"])
