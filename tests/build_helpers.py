@@ -28,7 +28,7 @@ def concat_mp4(parts: Sequence[Path], dst: Path) -> list[tuple[float, float]]:
             with av.open(str(part)) as inp:
                 st = inp.streams.video[0]
                 if ost is None:
-                    ost = out.add_stream_from_template(st)
+                    ost = out.add_stream_from_template(st, opaque=True)  # AV1 too (its decoder is libdav1d)
                     out_tb = st.time_base
                 rate = st.average_rate or st.guessed_rate
                 frame = int(round(1 / (rate * out_tb)))  # one frame in time-base units
@@ -65,6 +65,32 @@ def episode_frames(n: int, seed: int, h: int = 48, w: int = 128) -> np.ndarray:
     return frames
 
 
+def encode_video(
+    path: Path, frames: np.ndarray, fps: float = FPS, codec: str = "libx264", *, gop: int | None = None
+) -> Path:
+    """Encode ``frames`` with a PyAV encoder as the formats' own writers do: ``libx264`` (through
+    :func:`roboreward.video.write_video`, the project's bytes), ``libsvtav1`` (AV1, LeRobot's default), ``libx265``
+    (HEVC) or ``mpeg4``."""
+    from fractions import Fraction
+
+    import av
+
+    if codec == "libx264" and gop is None:
+        return write_video(path, frames, fps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        opts = {"libsvtav1": {"preset": "12", "crf": "40"}, "libx265": {"preset": "ultrafast", "log-level": "error"}}
+        s.codec_context.options = {**opts.get(codec, {}), **({"g": str(gop)} if gop else {})}
+        for frame in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path
+
+
 def mean_color(frames: np.ndarray) -> np.ndarray:
     return frames[:, :, :].reshape(-1, 3).astype(float).mean(0)
 
@@ -79,8 +105,10 @@ def make_lerobot_v3(
     seed: int = 0,
     concat: bool = True,
     size: tuple[int, int] = (48, 128),
+    codec: str = "libx264",
 ) -> Path:
-    """A LeRobot v3.0 dataset; ``per_file`` episodes share one mp4 per camera, with timestamps.
+    """A LeRobot v3.0 dataset; ``per_file`` episodes share one mp4 per camera, with timestamps; ``codec`` as in
+    :func:`encode_video` (LeRobot's own default is AV1, ``libsvtav1``).
 
     ``concat=True`` encodes each episode alone and concatenates the encodes by stream copy, as LeRobot does
     (segments start on keyframes); ``concat=False`` encodes the whole file at once (segments do not).
@@ -138,9 +166,9 @@ def make_lerobot_v3(
     for (key, file_index), chunks in files.items():
         dst = root / "videos" / key / "chunk-000" / f"file-{file_index:03d}.mp4"
         if not concat:
-            write_video(dst, np.concatenate(chunks), FPS)
+            encode_video(dst, np.concatenate(chunks), FPS, codec)
             continue
-        parts = [write_video(root / ".parts" / f"{i}.mp4", c, FPS) for i, c in enumerate(chunks)]
+        parts = [encode_video(root / ".parts" / f"{i}.mp4", c, FPS, codec) for i, c in enumerate(chunks)]
         spans = concat_mp4(parts, dst)
         expected = [
             (round(sum(len(x) for x in chunks[:i]) / FPS, 6), round(sum(len(x) for x in chunks[: i + 1]) / FPS, 6))
@@ -151,15 +179,25 @@ def make_lerobot_v3(
     return root
 
 
-def make_lerobot_v21(root: Path, lengths: list[int], tasks: list[str], seed: int = 0) -> Path:
-    """A LeRobot v2.1 dataset: one mp4 per episode, meta/episodes.jsonl."""
+def make_lerobot_v21(
+    root: Path,
+    lengths: list[int],
+    tasks: list[str],
+    seed: int = 0,
+    *,
+    fps: float = FPS,
+    size: tuple[int, int] = (48, 128),
+    codec: str = "libx264",
+) -> Path:
+    """A LeRobot v2.1 dataset: one mp4 per episode (``fps``, ``size`` = (height, width), ``codec`` as in
+    :func:`encode_video`), meta/episodes.jsonl."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "meta").mkdir(exist_ok=True)
     key = "observation.images.top"
     info = {
         "codebase_version": "v2.1",
         "robot_type": "aloha",
-        "fps": FPS,
+        "fps": fps,
         "chunks_size": 1000,
         "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
         "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
@@ -169,7 +207,8 @@ def make_lerobot_v21(root: Path, lengths: list[int], tasks: list[str], seed: int
     lines = []
     for ep, (n, task) in enumerate(zip(lengths, tasks, strict=True)):
         lines.append(json.dumps({"episode_index": ep, "tasks": [task], "length": n}))
-        write_video(root / f"videos/chunk-000/{key}/episode_{ep:06d}.mp4", episode_frames(n, seed + ep), FPS)
+        frames = episode_frames(n, seed + ep, h=size[0], w=size[1])
+        encode_video(root / f"videos/chunk-000/{key}/episode_{ep:06d}.mp4", frames, fps, codec)
     (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
     return root
 

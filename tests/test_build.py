@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from build_helpers import make_lerobot_v3, make_roboarena
+from build_helpers import make_lerobot_v3, make_lerobot_v21, make_roboarena
 
-from roboreward.dataset import MANIFEST, REPORT, available_splits, build_dataset, read_split
+from roboreward.dataset import MANIFEST, REPORT, VideoFormat, available_splits, build_dataset, read_split
 from roboreward.dataset.split import check_no_leakage
 from roboreward.types import Example, RelabelResult
 
@@ -512,3 +512,190 @@ def test_ctrl_c_stops_workers_and_resumes(tmp_path):
     assert "re-run the same command to resume" in err
     resumed = build_dataset(specs, out, shard_size=1, workers=2, show_progress=False)
     assert resumed.shards_reused == done >= 2 and resumed.episodes_built == n
+
+
+# ------------------------------------------------------------------------------------ output format, codecs, shards
+
+
+def _frames(path: Path):
+    from roboreward.video import read_all_frames
+
+    return read_all_frames(path)[0]
+
+
+def test_default_format_is_the_releases_and_keeps_the_last_frame(tmp_path):
+    """A 30 fps 400x300 source comes out at 10 fps, 320x240 (aspect kept), H.264; the episode still ends on the
+    source's last frame and the clips are cut from the same output frames; the card says what was done."""
+    import numpy as np
+    from build_helpers import episode_frames
+
+    from roboreward.video import probe
+
+    src = make_lerobot_v21(tmp_path / "src" / "big", [31], ["lift the cup"], fps=30, size=(300, 400))
+    build_dataset([f"lerobot:{src}"], tmp_path / "out", split_fractions="1,0,0", show_progress=False)
+    rows = {r["kind"] + str(r["reward"]): r for r in _split_rows(tmp_path / "out")["train"]}
+    full = tmp_path / "out" / "train" / rows["original5"]["file_name"]
+    info = probe(full)
+    assert (info.fps, info.width, info.height, info.codec, info.num_frames) == (10.0, 320, 240, "h264", 10)
+    last = _frames(full)[-1].astype(float).mean((0, 1))
+    want = episode_frames(31, 0, h=300, w=400)[-1].astype(float).mean((0, 1))
+    assert np.abs(last - want).max() < 6  # the moving bar's final position: the last source frame
+    for fraction, score in ((0.1, 1), (0.3, 2), (0.5, 3), (0.7, 4)):
+        clip = probe(tmp_path / "out" / "train" / rows[f"clipped{score}"]["file_name"])
+        assert clip.num_frames == max(1, round(10 * fraction)) and (clip.width, clip.height) == (320, 240)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "at most 10 fps, at most 320 px on the long side" in card
+
+
+def test_native_format_copies_the_sources_bytes(tmp_path):
+    import hashlib
+
+    src = make_lerobot_v21(tmp_path / "src" / "ds", [12, 9], ["a", "b"], fps=30, size=(300, 400))
+    out = tmp_path / "out"
+    build_dataset(
+        [f"lerobot:{src}"],
+        out,
+        split_fractions="1,0,0",
+        clip_fractions="none",
+        video=VideoFormat.parse("native", "native"),
+        show_progress=False,
+    )
+    built = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / "train").rglob("*.mp4")}
+    given = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (src / "videos").rglob("*.mp4")}
+    assert built == given
+    assert "the source's frame rate, the source's size" in (out / "README.md").read_text()
+    with pytest.raises(ValueError, match="--video-fps must be a number or 'native'"):
+        VideoFormat.parse("fast", "native")
+    with pytest.raises(ValueError, match="--video-size"):
+        VideoFormat.parse(10, 4)
+
+
+@pytest.mark.parametrize("codec", ["libsvtav1", "libx265", "mpeg4"])
+def test_av1_hevc_mpeg4_sources(tmp_path, monkeypatch, codec):
+    """LeRobot v3 segments in AV1 (LeRobot's default), HEVC or mpeg4: kept as they are with the native format
+    (remuxed: no decode+re-encode, the same frames), H.264 at the release's format by default."""
+    import numpy as np
+
+    import roboreward.dataset.episode as episode_mod
+    from roboreward.sources import list_source, load_episode
+    from roboreward.video import probe
+
+    src = make_lerobot_v3(
+        tmp_path / "src" / "ds", [9, 12], ["a", "b"], cameras=("observation.images.cam",), size=(64, 128), codec=codec
+    )
+    transcodes: list[Path] = []
+    real = episode_mod.transcode
+    monkeypatch.setattr(
+        episode_mod, "transcode", lambda s, f, t, **kw: (transcodes.append(t[0][0]), real(s, f, t, **kw))[1]
+    )
+    native = tmp_path / "native"
+    kw = dict(split_fractions="1,0,0", clip_fractions="none", show_progress=False)
+    build_dataset([f"lerobot:{src}"], native, video=VideoFormat(fps=None, size=None), **kw)
+    assert transcodes == []  # stream copy, also for AV1 (its decoder is libdav1d)
+    refs = {r.id: r for r in list_source(f"lerobot:{src}")}
+    want = {"libsvtav1": "libdav1d", "libx265": "hevc", "mpeg4": "mpeg4"}[codec]
+    for row in _split_rows(native)["train"]:
+        path = native / "train" / row["file_name"]
+        assert probe(path).codec == want
+        assert np.array_equal(_frames(path), load_episode(refs[row["episode_id"]]).video)  # the same packets
+    default = tmp_path / "default"
+    build_dataset([f"lerobot:{src}"], default, **kw)
+    assert len(transcodes) == 2
+    for row in _split_rows(default)["train"]:
+        assert probe(default / "train" / row["file_name"]).codec == "h264"
+
+
+def test_pixel_budget_refuses_before_decoding(tmp_path, monkeypatch):
+    import roboreward.dataset.media as media
+    from roboreward.video import VideoInfo, VideoTooLargeError, check_pixel_budget
+
+    with pytest.raises(VideoTooLargeError, match="15000x15000"):
+        check_pixel_budget(VideoInfo(2, 10.0, 15000, 15000), 10**12)
+    with pytest.raises(VideoTooLargeError, match="exceed the budget"):
+        check_pixel_budget(VideoInfo(1000, 10.0, 640, 480), 10**8)
+    check_pixel_budget(VideoInfo(100, 10.0, 640, 480), 10**8)
+    src = make_lerobot_v21(tmp_path / "src" / "ds", [20, 5], ["a", "b"])  # 128x48: 122,880 and 30,720 pixels
+    monkeypatch.setattr(media, "_decode", lambda *a, **k: pytest.fail("decoded a video over the budget"))
+    summary = build_dataset(
+        [f"lerobot:{src}"],
+        tmp_path / "out",
+        split_fractions="1,0,0",
+        clip_fractions="none",
+        pixel_budget=100_000,
+        video=VideoFormat(fps=None, size=None),
+        show_progress=False,
+    )
+    report = json.loads((tmp_path / "out" / REPORT).read_text())
+    assert summary.episodes_skipped == 1 and report["skipped"][0]["field"] == "video"
+    assert "122,880 pixels exceed the budget of 100,000" in report["skipped"][0]["error"]
+
+
+def test_copied_videos_are_decoded_at_both_ends(tmp_path):
+    """A RoboArena failure (no clips cut) whose mp4 lost its tail is refused, not shipped."""
+    from roboreward.video import VideoDecodeError, check_ends
+
+    src = make_roboarena(tmp_path / "arena", [{"a": 0.2, "b": 0.5}], frames=40)
+    videos = sorted(src.rglob("*.mp4"))
+    data = videos[0].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(VideoDecodeError, match="cut.mp4"):
+        check_ends(cut)
+    assert check_ends(videos[1]) >= 2
+    videos[0].write_bytes(cut.read_bytes())
+    summary = build_dataset([f"roboarena:{src}"], tmp_path / "out", split_fractions="1,0,0", show_progress=False)
+    assert summary.episodes_skipped == 1 and summary.episodes_built == 1
+    report = json.loads((tmp_path / "out" / REPORT).read_text())
+    assert report["skipped"][0]["field"] == "video"
+
+
+def test_shards_over_machines_then_assemble(mixed_source, tmp_path):
+    """``--num-shards 3 --shard-index i`` into three part folders, then ``assemble``: the same dataset as one
+    build; a missing part or a part of another build is refused, naming it."""
+    from roboreward.dataset import assemble_parts
+
+    specs = _mixed_specs(mixed_source)
+    kw = dict(seed=3, shard_size=2, show_progress=False)
+    whole = build_dataset(specs, tmp_path / "whole", **kw)
+    parts = [tmp_path / f"part-{i}" for i in range(3)]
+    for i, part in enumerate(parts):
+        s = build_dataset(specs, part, num_shards=3, shard_index=i, **kw)
+        assert s.part == (i, 3) and not (part / "train").joinpath("metadata.jsonl").exists()
+    with pytest.raises(ValueError, match=r"parts \[2\] of 3 are missing"):
+        assemble_parts(tmp_path / "final", parts[:2])
+    other = tmp_path / "other"
+    build_dataset(specs, other, num_shards=3, shard_index=2, **{**kw, "seed": 4})
+    with pytest.raises(ValueError, match="part of another build"):
+        assemble_parts(tmp_path / "final", [*parts[:2], other])
+    report = assemble_parts(tmp_path / "final", parts)
+    assert _outputs(tmp_path / "final") == _outputs(tmp_path / "whole")
+    assert report["episodes"]["built"] == whole.episodes_built
+    again = build_dataset(specs, tmp_path / "final", **kw)  # an ordinary build folder: every shard reused
+    assert again.shards_reused == again.shards_total
+
+
+def test_out_inside_a_source_is_refused(mixed_source, tmp_path):
+    """Re-splitting a built dataset in place (``--source released:X --out X``) is refused and X is untouched."""
+    import hashlib
+
+    built = tmp_path / "built"
+    build_dataset(_mixed_specs(mixed_source), built, show_progress=False)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in built.rglob("*") if p.is_file()}
+    for out in (built, built / "sub"):
+        with pytest.raises(ValueError, match="is (the source|inside the source) released:"):
+            build_dataset([f"released:{built}"], out, seed=1, show_progress=False)
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in built.rglob("*") if p.is_file()} == before
+
+
+def test_cli_build_summary_on_stdout_and_clear_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from roboreward.cli import app
+
+    src = make_lerobot_v21(tmp_path / "src" / "ds", [6, 7], ["a", "b"])
+    runner = CliRunner()
+    ok = runner.invoke(app, ["build", "-s", f"lerobot:{src}", "-o", str(tmp_path / "out"), "--clip-fractions", "none"])
+    assert ok.exit_code == 0, ok.output
+    assert "2 episodes built, 0 skipped" in ok.stdout
+    bad = runner.invoke(app, ["build", "-s", f"lerobot:{src}", "-o", str(tmp_path / "o2"), "--video-fps", "fast"])
+    assert bad.exit_code == 2 and "--video-fps must be a number or 'native'" in bad.stderr
