@@ -575,10 +575,28 @@ def eval_command(
     split: Annotated[str, typer.Option(help="split to score")] = "test",
     dataset: Annotated[str, typer.Option(help="built dataset folder or Hub dataset repo")] = DEFAULT_REPO,
     out: Annotated[Path, typer.Option(help="results folder (predictions, leaderboard)")] = Path("eval_results"),
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="roboreward: ours (explicit frames, score from the logits); helm: HELM's RoboRewardBench method "
+            "(text then video, the checkpoint's own video processor, generation, HELM's parsing and aggregation)"
+        ),
+    ] = "roboreward",
     limit: Annotated[int | None, typer.Option(help="score only the first N examples")] = None,
-    fps: Annotated[float | None, typer.Option(help="frames per second sampled (default 2)")] = None,
-    max_frames: Annotated[int | None, typer.Option(help="most frames per video (default 8)")] = None,
-    num_frames: Annotated[int | None, typer.Option(help="exact frames per video (overrides --fps)")] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="frames per second sampled (roboreward: default 2; helm: the processor's)")
+    ] = None,
+    max_frames: Annotated[
+        str | None,
+        typer.Option(help="most frames per video, or 'all' for the whole video at --fps (roboreward default 8)"),
+    ] = None,
+    num_frames: Annotated[
+        int | None, typer.Option(help="exact frames per video (overrides --fps; roboreward only)")
+    ] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="helm: tokens generated per answer (HELM: 5000)")] = None,
+    robo_arena_instances: Annotated[
+        str | None, typer.Option(help="helm: robo_arena instances scored (HELM's seed-0 sample: 1000; 'all')")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="examples per scoring call")] = 8,
 ) -> None:
     """Score a split with one or more reward models; write resumable predictions and a leaderboard."""
@@ -596,16 +614,19 @@ def eval_command(
             split=split,
             out_dir=out,
             limit=limit,
+            protocol=protocol,
             fps=fps,
             max_frames=max_frames,
             num_frames=num_frames,
+            max_new_tokens=max_new_tokens,
+            robo_arena_instances="default" if robo_arena_instances is None else robo_arena_instances,
             batch_size=batch_size,
         )
     except (EvaluationError, DatasetFormatError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     console = Console()
-    table = Table(title=f"{dataset} / {split}")
+    table = Table(title=f"{dataset} / {split} (protocol {protocol})")
     shown = ("model", "macro_mae", "mae", "accuracy", "subset_win_rate", "parse_failures", "n")
     for key in shown:
         table.add_column(key, justify="left" if key == "model" else "right")
@@ -618,6 +639,7 @@ def eval_command(
             msg += f" — see {run.predictions_path.with_name(run.predictions_path.stem + '.errors.jsonl')}"
         console.print(msg)
     console.print(f"wrote {', '.join(str(f) for f in result.files)}")
+
 
 # ---- end eval -----------------------------------------------------------------------------------------------
 

@@ -249,6 +249,26 @@ def test_runner_on_the_bundled_sample_dataset(tmp_path, tiny_qwen3_vl, tiny_qwen
     assert all(0 <= m["subset_win_rate"] <= 1 for m in board)
     for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "confusion_tiny.png", "confusion_tiny25.png"):
         assert (out / f).is_file()
+    # the same two tiny models under HELM's protocol (short generations: random weights never stop by themselves)
+    helm_out = tmp_path / "helm"
+    args = ["eval", "--dataset", str(built), "--out", str(helm_out), "--model", f"tiny={tiny_qwen3_vl}"]
+    result = CliRunner().invoke(
+        app, [*args, "-m", f"tiny25={tiny_qwen2_5_vl}", "--protocol", "helm", "--max-new-tokens", "3", "--limit", "6"]
+    )
+    assert result.exit_code == 0, result.output
+    for out_dir, protocol in ((out, "roboreward"), (helm_out, "helm")):
+        doc = json.loads((out_dir / "leaderboard.json").read_text())
+        assert doc["protocol"]["protocol"] == protocol and {m["protocol"] for m in doc["models"]} == {protocol}
+        for name in ("tiny", "tiny25"):
+            assert {r["protocol"] for r in _lines(out_dir / "predictions" / f"{name}.jsonl")} == {protocol}
+            settings = json.loads((out_dir / "predictions" / f"{name}.settings.json").read_text())
+            assert settings["protocol"] == protocol and settings["weights_sha256"] and settings["dataset_sha256"]
+        assert f"protocol: {protocol}" in (out_dir / "leaderboard.md").read_text()
+    helm_rows = _lines(helm_out / "predictions" / "tiny.jsonl")
+    assert all(isinstance(r["raw_text"], str) and "answer" in r for r in helm_rows)
+    helm_settings = json.loads((helm_out / "predictions" / "tiny.settings.json").read_text())
+    assert helm_settings["scorer"] == "HelmLocalScorer" and helm_settings["message_order"] == "text,video"
+    assert helm_settings["max_new_tokens"] == 3
 
 
 def test_api_model_parse_failures_count_at_max_error(dataset, tmp_path):
@@ -328,3 +348,165 @@ def test_helm_robo_arena_sample_and_1fps_frames_match_helm(tmp_path):
         assert len(uris) == f["sampled"] and all(u.startswith("data:image/jpeg;base64,") for u in uris)
     assert helm.helm_subset_name("stanford_hydra") == "stanford_hydra_dataset_converted_externally_to_rlds"
     assert helm.helm_subset_name("utokyo_pr2_tabletop") in helm.HELM_SUBSETS and len(helm.HELM_SUBSETS) == 23
+
+
+# ------------------------------------------------------------------------------- metrics peers report (issue 16)
+
+
+def test_success_auc_and_correlations_against_brute_force():
+    import numpy as np
+    from scipy.stats import kendalltau, pearsonr
+
+    from roboreward.evaluation import correlation
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        refs = rng.integers(1, 6, 60)
+        values = np.round(rng.uniform(1, 5, 60) * 2) / 2  # ties on purpose
+        pos, neg = values[refs == 5], values[refs < 5]
+        pairwise = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg]) if len(pos) and len(neg) else None
+        out = correlation.success_auc(values, refs)
+        assert out["success_roc_auc"] == (pytest.approx(pairwise) if pairwise is not None else None)
+        ap, hits = 0.0, 0
+        for t in sorted(set(values), reverse=True):  # one threshold per distinct value
+            at = values >= t
+            new_hits = int((refs[at] == 5).sum())
+            if (refs == 5).any():
+                ap += (new_hits - hits) / (refs == 5).sum() * new_hits / at.sum()
+            hits = new_hits
+        assert out["success_auprc"] == (pytest.approx(ap) if (refs == 5).any() else None)
+        c = correlation.correlations(values, refs)
+        assert c["pearson"] == pytest.approx(pearsonr(values, refs).statistic)
+        assert c["kendall_tau"] == pytest.approx(kendalltau(values, refs).statistic)
+    assert correlation.success_auc([3, 4], [5, 5])["success_roc_auc"] is None  # one class
+    assert correlation.correlations([3, 3, 3], [1, 2, 5]) == {"pearson": None, "kendall_tau": None}
+    per = correlation.per_subset_correlations([1, 2, 3, 4, 4], [1, 2, 3, 5, 1], ["a", "a", "a", "b", "b"])
+    assert per["a"]["pearson"] == pytest.approx(1.0) and per["b"]["pearson"] is None
+    r = metrics.compute([5, 3, None], [5, 4, 1])
+    assert r["mse"] == pytest.approx((0 + 1 + 16) / 3)  # a parse failure at 4^2, as HELM's squared_error
+
+
+def test_preference_accuracy_within_sessions_ties_handled():
+    from roboreward.evaluation.correlation import preference_accuracy
+
+    def row(session, side, reward, task="open the drawer", **extra):
+        return {"file_name": f"robo_arena/{session}_{side}.mp4", "task": task, "reward": reward,
+                "episode_id": f"{session}_{side}", "kind": "original", **extra}  # fmt: skip
+
+    rows, values = [], []
+    for session, a, b, va, vb in [
+        ("s1", 5, 2, 4.5, 1.2),  # ordered as the human: 1
+        ("s2", 3, 3, 4.0, 1.0),  # human tie: left out
+        ("s3", 4, 1, 2.0, 2.0),  # model tie: 0.5
+        ("s4", 2, 5, 5.0, 1.0),  # reversed: 0
+    ]:
+        rows += [row(session, "A", a), row(session, "B", b)]
+        values += [va, vb]
+    # partial_success is finer than the binned reward: B did better although both are 3
+    rows += [row("s5", "A", 3, partial_success=0.45), row("s5", "B", 3, partial_success=0.5)]
+    values += [3.0, 3.5]
+    rows += [row("s1", "A", 1, task="close it"), {"file_name": "bridge/x.mp4", "task": "t", "reward": 5}]
+    values += [5.0, 1.0]  # a counterfactual of another task has no partner; other subsets are ignored
+    out = preference_accuracy(rows, values)
+    assert out == {"preference_accuracy": pytest.approx(2.5 / 4), "pairs": 4, "human_ties": 1}
+    assert preference_accuracy(rows[-1:], values[-1:])["preference_accuracy"] is None
+
+
+def test_voc_zero_for_short_or_near_constant_curves_as_opengvl():
+    from roboreward.evaluation.correlation import mean_voc, voc
+
+    assert voc([1.0, 2.0, 3.5]) == pytest.approx(1.0) and voc([3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    assert voc([2.0]) == 0.0 and voc([3.0, 3.0, 3.0 + 1e-9]) == 0.0  # np.allclose: near-constant
+    assert mean_voc([[1, 2, 3], [3, 3, 3], [1, 3, 2]]) == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+    assert mean_voc([]) is None
+
+
+# ------------------------------------------------------------------------------ protocols and results identity
+
+
+class TextScorer(FakeScorer):
+    """Answers in text (like a generating VLM): the reward, a half point, or nonsense, by instruction."""
+
+    def score_batch(self, videos, instructions):
+        outs = []
+        for v, t in zip(videos, instructions, strict=True):
+            if Path(v).name in self.fail_on:
+                raise ConnectionError("server down")
+            self.calls.append(t)
+            special = {"open the drawer": "ANSWER: 3.5", "stack the cups": "I cannot tell."}
+            text = special.get(t, f"ANSWER: {len(t) % 5 + 1}")
+            outs.append(RewardOutput(score=1, raw_text=text, parsed=False))
+        return outs
+
+
+def test_helm_protocol_aggregation_drops_per_model_and_names_its_settings(dataset, tmp_path):
+    from roboreward.evaluation import helm
+
+    out = tmp_path / "helm"
+    result = evaluate_models(
+        [TextScorer(name="a"), TextScorer(name="b", fail_on={"ep4.mp4"})],
+        dataset=dataset, out_dir=out, protocol="helm", robo_arena_instances="all", show_progress=False,
+    )  # fmt: skip
+    board = {r["model"]: r for r in result.leaderboard}
+    assert board["a"]["n"] == N and board["b"]["n"] == N - 1  # b's failed instance is dropped for b only
+    rows = {r["task"]: r for r in _lines(out / "predictions" / "a.jsonl")}
+    assert rows["open the drawer"]["answer"] == 3.5 and rows["stack the cups"]["answer"] is None
+    assert all(r["protocol"] == "helm" for r in rows.values())
+    refs = {task: reward for _, task, reward in EXAMPLES}
+    # robo_arena for model a: "stack the cups" unparseable (4), "wipe the table" and "close the laptop" answered
+    arena = [4.0, abs(len("wipe the table") % 5 + 1 - 4), abs(len("close the laptop") % 5 + 1 - 5)]
+    assert board["a"]["per_subset_mae"]["robo_arena"] == pytest.approx(sum(arena) / 3)
+    assert board["a"]["per_subset_mae"]["bridge"] == pytest.approx(
+        (abs(len("put the spoon in the pot") % 5 + 1 - 5) + abs(len("put the spoon on the towel") % 5 + 1 - 2)
+         + abs(3.5 - refs["open the drawer"])) / 3
+    )  # fmt: skip
+    table = {m: r["per_subset_mae"] for m, r in board.items()}
+    assert board["a"]["macro_mae"] == pytest.approx(helm.aggregate_row_means(table)["a"])
+    assert board["b"]["subset_win_rate"] == pytest.approx(helm.aggregate_row_win_rates(table)["b"])
+    doc = json.loads((out / "leaderboard.json").read_text())
+    assert doc["protocol"]["protocol"] == "helm" and doc["protocol"]["message_order"] == "text,video"
+    assert doc["protocol"]["max_new_tokens"] == 5000 and doc["protocol"]["robo_arena_instances"] is None
+    assert "protocol: helm" in (out / "leaderboard.md").read_text()
+    with open(out / "leaderboard.csv") as fh:
+        assert all(r["setting_protocol"] == "helm" and r["protocol"] == "helm" for r in csv.DictReader(fh))
+    sampled = evaluate_models(
+        [TextScorer(name="a")], dataset=dataset, out_dir=tmp_path / "s", protocol="helm", robo_arena_instances=1,
+        show_progress=False,
+    )  # fmt: skip
+    arena_rows = [i for i, (n, _, _) in enumerate(EXAMPLES) if n.startswith("robo_arena")]
+    assert sampled.leaderboard[0]["n"] == N - len(arena_rows) + 1  # HELM's seed-0 sample of robo_arena
+    picked = [arena_rows[j] for j in helm.downsample_indices(len(arena_rows), 1)]
+    assert [r["task"] for r in _lines(tmp_path / "s" / "predictions" / "a.jsonl") if r["subset"] == "robo_arena"] == [
+        EXAMPLES[picked[0]][1]
+    ]
+
+
+def test_results_keyed_by_spec_dataset_and_every_setting(dataset, tmp_path):
+    import shutil
+
+    out = tmp_path / "results"
+    factory = lambda spec: FakeScorer(offset=len(spec))  # noqa: E731
+    evaluate_models(["a=spec-a"], dataset=dataset, out_dir=out, scorer_factory=factory, show_progress=False)
+    settings = json.loads((out / "predictions" / "a.settings.json").read_text())
+    assert settings["protocol"] == "roboreward" and settings["spec"] == "spec-a" and settings["dataset_sha256"]
+    with pytest.raises(EvaluationError, match="spec: spec-a -> spec-b"):  # same name, another model
+        evaluate_models(["a=spec-b"], dataset=dataset, out_dir=out, scorer_factory=factory, show_progress=False)
+    with pytest.raises(EvaluationError, match="protocol: roboreward -> helm"):
+        evaluate_models(["a=spec-a"], dataset=dataset, out_dir=out, protocol="helm", scorer_factory=factory)
+    changed = tmp_path / "changed"
+    shutil.copytree(dataset, changed)
+    meta = changed / "test" / "metadata.jsonl"
+    meta.write_text(meta.read_text().replace('"reward": 5', '"reward": 4', 1))  # one label changed
+    with pytest.raises(EvaluationError, match="dataset_sha256"):
+        evaluate_models(["a=spec-a"], dataset=changed, out_dir=out, scorer_factory=factory, show_progress=False)
+    # the same data in another folder is the same dataset: reused, nothing rescored
+    same = tmp_path / "same"
+    shutil.copytree(dataset, same)
+    again = evaluate_models(["a=spec-a"], dataset=same, out_dir=out, scorer_factory=factory, show_progress=False)
+    assert again.runs[0].reused == N
+    # an incomplete file is not appended to under other settings either
+    path = out / "predictions" / "a.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:3]))
+    with pytest.raises(EvaluationError, match="max_frames: 8 -> all"):
+        evaluate_models(["a=spec-a"], dataset=dataset, out_dir=out, max_frames="all", scorer_factory=factory)
+    assert len(_lines(path)) == 3
