@@ -510,3 +510,28 @@ def test_results_keyed_by_spec_dataset_and_every_setting(dataset, tmp_path):
     with pytest.raises(EvaluationError, match="max_frames: 8 -> all"):
         evaluate_models(["a=spec-a"], dataset=dataset, out_dir=out, max_frames="all", scorer_factory=factory)
     assert len(_lines(path)) == 3
+
+
+def test_one_writer_per_results_folder(dataset, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "results"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom roboreward.lock import output_lock\n"
+         f"with output_lock({str(out)!r}, 'roboreward eval'):\n    print('held', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        scorer = FakeScorer(name="m")
+        with pytest.raises(EvaluationError, match=f"being written by PID {holder.pid}"):
+            evaluate_models([scorer], dataset=dataset, out_dir=out, show_progress=False)
+        assert scorer.calls == [] and not (out / "predictions" / "m.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.05)
+    result = evaluate_models([FakeScorer(name="m")], dataset=dataset, out_dir=out, show_progress=False)
+    assert result.runs[0].scored == N  # the killed holder's lock is taken over

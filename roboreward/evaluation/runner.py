@@ -11,9 +11,14 @@ Output folder::
     <out>/leaderboard.png                    bar charts of MAE / macro MAE and win rates
     <out>/confusion_<model>.png              one confusion matrix per model
 
+    <out>/.lock                              the one writer of the folder (PID, host)
+
 An interrupted run (Ctrl-C, kill, a crashing scorer) re-run with the same arguments scores only the examples
-that have no prediction yet; a truncated last line from a kill is dropped. The leaderboard compares models on
-the examples that every model has a prediction for (``n`` in the table); ``missing`` counts the others.
+that have no prediction yet; a truncated last line from a kill is dropped. A results file is keyed by the model
+(spec, revision, weights hash), the dataset's content and every setting of the protocol: a run that differs is
+refused rather than mixed in. Under the ``roboreward`` protocol the leaderboard compares models on the examples
+that every model has a prediction for (``n`` in the table; ``missing`` counts the others); under ``helm`` each
+model on the instances it answered (see :mod:`roboreward.evaluation.protocols`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from roboreward.evaluation import helm
 from roboreward.evaluation.identity import dataset_identity, model_identity
 from roboreward.evaluation.protocols import EvalProtocol, helm_answer, load_protocol_scorer
 from roboreward.evaluation.results import ResultsFile, SettingsMismatchError, read_jsonl_rows
+from roboreward.lock import OutputLockedError, output_lock
 from roboreward.sampling import SAMPLING_KEYS
 from roboreward.types import Example, Scorer
 
@@ -299,10 +305,9 @@ def evaluate_models(
     ``robo_arena_instances`` adjust it (see :class:`~roboreward.evaluation.protocols.EvalProtocol`). Each model's
     results file is keyed by its spec, revision / weights hash, the dataset's content and every setting: a run
     that differs in any of them is refused (use another ``out_dir``). A model whose predictions are complete is
-    not even loaded.
+    not even loaded. One run writes into ``out_dir`` at a time (:func:`roboreward.lock.output_lock`); a second
+    is refused naming the first's PID and host.
     """
-    from roboreward.evaluation.leaderboard import leaderboard_from_files, write_leaderboard
-
     if not models:
         raise ValueError("give at least one model")
     if batch_size < 1:
@@ -323,11 +328,42 @@ def evaluate_models(
         raise EvaluationError(
             f"{dataset}: not a local folder, and downloading it from the Hub failed ({type(exc).__name__}: {exc})"
         ) from None
+    options = {
+        "batch_size": batch_size,
+        "scorer_kwargs": scorer_kwargs,
+        "scorer_factory": scorer_factory,
+        "show_progress": show_progress,
+    }
     rows = _helm_rows(read_split(root, split, limit=limit), proto)
     if not rows:
         raise EvaluationError(f"{root}: split {split!r} has no examples")
     keys = example_keys(rows)
     out = Path(out_dir)
+    try:
+        with output_lock(out, "roboreward eval"):
+            return _evaluate_into(out, models, rows, keys, root, proto, split, dataset, **options)
+    except OutputLockedError as exc:
+        raise EvaluationError(str(exc)) from None
+
+
+def _evaluate_into(
+    out: Path,
+    models: Sequence[str | Scorer],
+    rows: list[Example],
+    keys: list[str],
+    root: Path,
+    proto: EvalProtocol,
+    split: str,
+    dataset: str | os.PathLike,
+    *,
+    batch_size: int,
+    scorer_kwargs: dict[str, Any] | None,
+    scorer_factory: Callable[[str], Scorer] | None,
+    show_progress: bool,
+) -> EvalResult:
+    """The body of :func:`evaluate_models`, run while holding ``out``'s lock."""
+    from roboreward.evaluation.leaderboard import leaderboard_from_files, write_leaderboard
+
     pred_dir = out / "predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
     base = {**proto.settings(), **dataset_identity(root, split), "dataset": str(dataset), "split": split}
