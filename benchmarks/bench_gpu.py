@@ -26,7 +26,8 @@ attention. Per base, in this order, each under a per-model time cap:
   runs on the CPU and is reported beside it (``collate_s``). Step time, tokens/s, peak memory
   (``torch.cuda.max_memory_allocated``: weights, gradients, optimizer state and activations).
 
-Timing: CUDA events around each call on CUDA (``time.perf_counter`` on the CPU); the best of ``--repeats``.
+Timing: CUDA events around each call on CUDA (``time.perf_counter`` on the CPU); the best of ``--repeats``
+(``--steps`` for training) after one warm-up call (none with ``--quick``, the CPU check).
 
 **FLOPs and MFU** are counted from the model's own dimensions: N = the weights of its ``nn.Linear`` / ``nn.Conv3d``
 modules (embedding lookups cost no FLOPs), split into vision blocks, projector (``merger``s), language model and
@@ -314,9 +315,12 @@ def guarded(device: str, what: dict[str, Any], fn: Callable[[], dict[str, Any]])
     """Run one measurement; an OOM or other error is recorded in its row and the run goes on."""
     try:
         return {**what, **fn()}
-    except Exception as exc:  # recorded, never hidden: the row says what failed
+    except Exception as exc:  # recorded, never hidden: the row says what failed, the log has the traceback
+        import traceback
+
         import torch
 
+        traceback.print_exc()
         kind = "out of memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else type(exc).__name__
         return {**what, "error": f"{kind}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
     finally:
@@ -378,14 +382,15 @@ def measure_scoring(
     from roboreward.scoring import RewardModel, vlm
 
     rm = RewardModel(model, processor=processor, sampling=sampling, batch_size=batch, decode_workers=1)
-    n = max(batch, 4) if args.quick else max(2 * batch, 8)  # episodes per timed call
+    n = max(batch, 4 if args.quick else 8)  # episodes per timed call
     vids = [videos[i % len(videos)] for i in range(n)]
     tasks = [TASKS[i % len(TASKS)] for i in range(n)]
     sampled = [rm.sample(v) for v in vids[:batch]]
     enc = vlm.encode(processor, rm.family, [vlm.prompt_text(processor, t) for t in tasks[:batch]], sampled)
     shape = BatchShape.of(enc, head_positions=0)  # the score head: 5 rows of the LM head, not counted
     video_id = model.config.video_token_id
-    rm.score_batch(vids[:batch], tasks[:batch])  # warm-up (kernels, allocator)
+    if not args.quick:
+        rm.score_batch(vids[:batch], tasks[:batch])  # warm-up (kernels, allocator)
     reset_peak(args.device)
     seconds = best_of(args.device, args.repeats, lambda: rm.score_batch(vids, tasks))
     flops = sum(forward_flops(dims, shape).values()) / batch * n
@@ -533,7 +538,8 @@ def measure_training(
         opt.zero_grad(set_to_none=True)
 
     try:
-        step()  # warm-up: optimizer state, kernels
+        if not args.quick:
+            step()  # warm-up: optimizer state, kernels
         seconds = best_of(args.device, args.steps, step)
     finally:
         opt.zero_grad(set_to_none=True)
@@ -702,7 +708,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Any:
     )
     ap.add_argument("--models", nargs="+", default=list(REAL_MODELS), choices=list(MODELS))
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    ap.add_argument("--quick", action="store_true", help="batch 1 and 8, 1 repeat, 1 timed step, 6 s videos")
+    ap.add_argument("--quick", action="store_true", help="batch 1 and 8, 6 s videos, 1 repeat, no warm-up")
     ap.add_argument("--out", type=Path, required=True, help="folder for bench_gpu.json and bench_gpu.md")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=None)
     ap.add_argument("--video-seconds", type=float, default=None, help="clip length (default 20; --quick 6)")
