@@ -145,12 +145,12 @@ class EvalProtocol:
         }
 
 
-def helm_answer(out: RewardOutput) -> float | None:
-    """The answer HELM's metric reads from an output: its text parsed HELM's way, else (no text: a logits
-    scorer) its score; None for an unparseable answer."""
-    if out.raw_text is not None:
-        return helm.parse_answer(out.raw_text)
-    return float(out.score) if out.parsed else None
+def helm_row_answer(row: dict[str, Any]) -> float | None:
+    """The answer HELM's metric reads from a results row: its ``raw_text`` parsed HELM's way, else (no text: a
+    logits scorer) its ``score``; None for an unparseable answer."""
+    if row.get("raw_text") is not None:
+        return helm.parse_answer(row["raw_text"])
+    return None if row.get("score") is None else float(row["score"])
 
 
 def _text_output(text: str) -> RewardOutput:

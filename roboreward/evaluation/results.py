@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +69,14 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any], keys: Sequence[str] 
 
 
 class ResultsFile:
-    """The predictions, settings and errors of one scorer in a results folder (see the module docstring)."""
+    """The predictions, settings and errors of one scorer in a results folder (see the module docstring);
+    ``transform`` completes each row before it is written (the evaluation adds HELM's parsed answer)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    ) -> None:
         self.path = Path(path)
+        self.transform = transform
         if self.path.suffix != ".jsonl":
             raise ValueError(f"{self.path}: a results file must end in .jsonl")
         stem = self.path.name[: -len(".jsonl")]
@@ -90,8 +94,8 @@ class ResultsFile:
         return self.read()
 
     def append(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Append finished rows (flushed and fsynced)."""
-        return append_jsonl(self.path, rows)
+        """Append finished rows (passed through ``transform`` when given; flushed and fsynced)."""
+        return append_jsonl(self.path, [self.transform(r) for r in rows] if self.transform else rows)
 
     def read_settings(self) -> dict[str, Any] | None:
         """The recorded settings, or None when there is no settings file."""

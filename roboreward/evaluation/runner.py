@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 from roboreward.dataset import DEFAULT_REPO, read_split, resolve_dataset
 from roboreward.evaluation import helm
 from roboreward.evaluation.identity import dataset_identity, model_identity
-from roboreward.evaluation.protocols import EvalProtocol, helm_answer, load_protocol_scorer
+from roboreward.evaluation.protocols import EvalProtocol, helm_row_answer, load_protocol_scorer
 from roboreward.evaluation.results import ResultsFile, SettingsMismatchError, read_jsonl_rows
 from roboreward.lock import OutputLockedError, output_lock
 from roboreward.sampling import SAMPLING_KEYS
@@ -122,25 +121,6 @@ def _settings_for(scorer: Any, requested: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-def _score_chunk(scorer: Scorer, rows: Sequence[Example], chunk: Sequence[int], name: str) -> list[Any]:
-    """Outputs (or the exception raised) for each row of ``chunk``; a failing batch is retried one by one."""
-    try:
-        outs: list[Any] = list(scorer.score_batch([rows[i].video_path for i in chunk], [rows[i].task for i in chunk]))
-        if len(outs) != len(chunk):
-            raise EvaluationError(f"{name}: score_batch returned {len(outs)} outputs for {len(chunk)} inputs")
-        return outs
-    except (EvaluationError, KeyboardInterrupt):
-        raise
-    except Exception:  # isolate the bad example(s): score this batch one by one
-        outs = []
-        for i in chunk:
-            try:
-                outs.append(scorer.score(rows[i].video_path, rows[i].task))
-            except Exception as exc:
-                outs.append(exc)
-        return outs
-
-
 def score_split(
     scorer: Scorer,
     rows: Sequence[Example],
@@ -152,70 +132,39 @@ def score_split(
     max_consecutive_failures: int = 20,
     show_progress: bool = True,
 ) -> ModelRun:
-    """Score the rows that ``path`` does not hold yet, appending each finished batch (resumable)."""
-    from tqdm.auto import tqdm
-
-    from roboreward.video import VideoDecodeError
+    """Score the rows that ``path`` does not hold yet, appending each finished batch (resumable; the batch loop
+    is :func:`roboreward.scoring.batch.score_items`). Rows name the protocol; under ``helm`` they also hold
+    HELM's parsed ``answer``."""
+    from roboreward.scoring.batch import ScoreItem, ScoringError, score_items
 
     name = getattr(scorer, "name", "model")
     settings = settings or {}
-    results = ResultsFile(path)
-    done = results.open_for_append()
-    todo = [i for i, k in enumerate(keys) if k not in done]
-    run = ModelRun(name=name, predictions_path=results.path, reused=len(keys) - len(todo), settings=settings)
-    error_rows: list[dict[str, Any]] = []
-    consecutive = 0
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"scoring {name}", unit="ex", disable=not show_progress or not todo)
-    sampling = {k: settings.get(k) for k in SAMPLING_KEYS}
     protocol = settings.get("protocol", "roboreward")
-
-    def record(i: int, out: Any) -> dict[str, Any]:
-        r = rows[i]
-        return {
-            "key": keys[i],
-            "file_name": r.file_name,
-            "task": r.task,
-            "subset": r.subset,
-            "reward": r.reward,
-            "score": out.score if out.parsed else None,
-            "probs": out.probs,
-            "expected": out.expected,
-            "parsed": out.parsed,
-            "raw_text": out.raw_text,
-            "model": name,
-            "protocol": protocol,
-            **({"answer": helm_answer(out)} if protocol == "helm" else {}),
-            **sampling,
-        }
-
+    transform = (lambda row: {**row, "answer": helm_row_answer(row)}) if protocol == "helm" else None
+    results = ResultsFile(path, transform=transform)
+    items = [
+        ScoreItem(
+            key,
+            r.video_path,
+            r.task,
+            {"file_name": r.file_name, "task": r.task, "subset": r.subset, "reward": r.reward, "protocol": protocol},
+        )
+        for key, r in zip(keys, rows, strict=True)
+    ]
     try:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            good, bad = [], []
-            for i, out in zip(chunk, _score_chunk(scorer, rows, chunk, name), strict=True):
-                if isinstance(out, BaseException):
-                    kind = "video" if isinstance(out, VideoDecodeError) else "scorer"
-                    bad.append({"key": keys[i], "file_name": rows[i].file_name, "error": f"{out}", "kind": kind})
-                else:
-                    good.append(record(i, out))
-            results.append(good)
-            run.scored += len(good)
-            run.failed += len(bad)
-            error_rows.extend(bad)
-            consecutive = 0 if good else consecutive + len(bad)
-            bar.update(len(chunk))
-            if consecutive >= max_consecutive_failures:
-                raise EvaluationError(
-                    f"{name}: {consecutive} examples in a row failed (last: {bad[-1]['error']}); stopping this model. "
-                    f"Finished predictions are kept in {path}; re-run to resume."
-                )
-    finally:
-        bar.close()
-        run.seconds = time.perf_counter() - t0
-        # this run's failures replace the previous list (earlier failures were retried above)
-        results.write_errors(error_rows, keys=keys)
-    return run
+        done = score_items(
+            scorer,
+            items,
+            results,
+            batch_size=batch_size,
+            settings=settings,
+            max_consecutive_failures=max_consecutive_failures,
+            show_progress=show_progress,
+            desc=f"scoring {name}",
+        )
+    except ScoringError as exc:
+        raise EvaluationError(f"{exc} (model {name})") from None
+    return ModelRun(name, results.path, done.scored, done.reused, done.failed, done.seconds, settings)
 
 
 def _release(scorer: Any) -> None:
