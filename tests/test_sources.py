@@ -661,3 +661,58 @@ def test_released_layout_groups_kinds_and_shared_videos(tmp_path):
     clip = load_episode(by_id["ep_7_attempt_2_score_2"]).meta["released_row"]
     assert clip["kind"] == "clipped" and clip["episode_id"] == "bridge/ep_7" and clip["reward"] == 2
     assert load_episode(by_id["ep_9"]).meta["released_row"]["kind"] == "original"
+
+
+def test_build_keeps_released_grouping_and_shared_videos_and_reports_listing_problems(tmp_path):
+    import json
+    import shutil
+
+    from roboreward.dataset import available_splits, build_dataset, read_split
+    from roboreward.video import write_video
+
+    src = tmp_path / "release"
+    rows = []
+    for e in range(6):  # six episodes: the original, a counterfactual sharing its video, a clip
+        rows += [
+            {"file_name": f"bridge/ep_{e}.mp4", "task": f"stack cup {e}", "reward": 5},
+            {"file_name": f"bridge/ep_{e}.mp4", "task": f"topple cup {e}", "reward": 1},
+            {"file_name": f"bridge/ep_{e}_attempt_1_score_2.mp4", "task": f"stack cup {e}", "reward": 2},
+        ]
+    (src / "train" / "bridge").mkdir(parents=True)
+    (src / "train" / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for r in rows:
+        if not (src / "train" / r["file_name"]).exists():
+            write_video(src / "train" / r["file_name"], episode_frames(4, 1, h=32, w=48), 10)
+    bad = tmp_path / "lerobot"
+    shutil.copytree(FIXTURES / "lerobot" / "av1", bad / "good")
+    shutil.copytree(FIXTURES / "lerobot" / "av1", bad / "listy")
+    (bad / "listy" / "meta" / "info.json").write_text("[]")
+
+    def built(out: Path) -> list[dict]:
+        return [r.data | {"split": s} for s in available_splits(out) for r in read_split(out, s)]
+
+    first = tmp_path / "first"
+    summary = build_dataset(
+        [f"released:{src}", f"lerobot:{bad}"], first, clip_fractions="none", seed=3, show_progress=False
+    )
+    [problem] = summary.report["listing_skipped"]
+    assert problem["source"] == "listy" and "expected a JSON dict" in problem["error"]
+    got = [r for r in built(first) if r["source"] == "bridge"]
+    assert len(got) == len(rows) and sorted(r["task"] for r in got) == sorted(r["task"] for r in rows)
+    assert len({r["file_name"] for r in got}) == 12  # one copy per source video, shared by its two rows
+    assert {r["kind"] for r in got if "_attempt_" in r["file_name"]} == {"clipped"}
+    for rr in (got, [r for r in built(first) if r["source"] == "good"]):
+        by_episode: dict[str, set[str]] = {}
+        for r in rr:
+            by_episode.setdefault(r["episode_id"], set()).add(r["split"])
+        assert all(len(s) == 1 for s in by_episode.values()), by_episode
+    assert len({r["episode_id"] for r in got}) == 6
+    # a rebuild of the rebuilt dataset keeps each episode's rows together
+    again = tmp_path / "again"
+    build_dataset([f"released:{first}"], again, clip_fractions="none", seed=11, show_progress=False)
+    regot = [r for r in built(again) if r["source"] == "bridge"]
+    assert len(regot) == len(rows) and len({r["episode_id"] for r in regot}) == 6
+    splits_of: dict[str, set[str]] = {}
+    for r in regot:
+        splits_of.setdefault(r["episode_id"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in splits_of.values()), splits_of

@@ -57,7 +57,7 @@ from roboreward.dataset.plan import (
 from roboreward.dataset.shards import marker_ok, run_shards
 from roboreward.dataset.split import parse_fractions
 from roboreward.lock import output_lock
-from roboreward.sources import ReaderOptions
+from roboreward.sources import ListingProblem, ReaderOptions
 from roboreward.video import PIXEL_BUDGET
 
 #: The lock file of a build folder (inside ``.build/``, so ``hf upload --exclude ".build/*"`` leaves it out).
@@ -167,7 +167,10 @@ def build_dataset(
         tmp = out / BUILD_DIR / "tmp"
         shutil.rmtree(tmp, ignore_errors=True)  # temp files of a killed build (we hold the lock: none are live)
         # 1. list, sample, split
-        plan = plan_episodes(specs, options, episodes_per_source=episodes_per_source, fractions=fractions, seed=seed)
+        listing: list[ListingProblem] = []  # what the sources could not list: named in the report, not fatal
+        plan = plan_episodes(
+            specs, options, episodes_per_source=episodes_per_source, fractions=fractions, seed=seed, problems=listing
+        )
         fingerprint = {
             "format": FORMAT_VERSION,
             "sources": specs,
@@ -228,6 +231,7 @@ def build_dataset(
 
         # 3. assemble
         report = assemble(out, [shard_path(out, t.index, t.key) for t in tasks], fingerprint=fingerprint)
+        report["listing_skipped"] = [p.as_skipped() for p in listing]
         seconds = time.perf_counter() - t_start
         report["timing"] = {
             "seconds": round(seconds, 3),

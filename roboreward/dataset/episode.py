@@ -90,7 +90,7 @@ def write_videos(
         return
     if clip_targets:  # decodes the whole copy (every frame checked), encodes the clips in the same pass
         n = probe(target).num_frames
-        encode_prefixes(target, [(clip_length(n, f), p) for p, f in clip_targets], crf=fmt.crf)
+        encode_prefixes(target, [(clip_length(n, f), p) for p, f in clip_targets], crf=fmt.crf, tmp_dir=tmp)
     else:
         check_ends(target)
 
@@ -125,18 +125,10 @@ def process_episode(
     files = {rel: file_record(target)}
     files.update({f"{source}/{name}": file_record(sdir / source / name) for name, _, _ in specs})
     released = episode.meta.get("released_row")
+    # rows of a released source that share this video (its counterfactual instructions): written with it
+    shared = [released_example(r, rel, episode) for r in episode.meta.get("released_rows", [])[1:]]
     if released:
-        row = {c: released.get(c) for c in COLUMNS if c in released}
-        row.update(
-            file_name=rel,
-            task=episode.instruction,
-            reward=label,
-            episode_id=released.get("episode_id") or episode.id,
-            source=released.get("source") or episode.source,
-        )
-        if released.get("gpt5_mini_check") and not row.get("label_check"):
-            row["label_check"] = released["gpt5_mini_check"]
-        base = Example(**{k: v for k, v in row.items() if k in COLUMNS})
+        base = released_example(released, rel, episode, episode.instruction, label)
     else:
         base = Example(
             file_name=rel,
@@ -160,7 +152,7 @@ def process_episode(
             if is_environment_error(exc):
                 raise
             note = f"relabeling failed, rows kept unrelabeled ({type(exc).__name__}: {exc})"
-            return [r.to_row() for r in rows], [relabel_note(episode, note)], calls, files
+            return [r.to_row() for r in rows + shared], [relabel_note(episode, note)], calls, files
         calls = int(result.calls)
         notes = [relabel_note(episode, r) for r in result.skipped]
         cleaned = " ".join(str(result.instruction or "").split()) or base.task
@@ -183,7 +175,27 @@ def process_episode(
             ex.embodiment = ex.embodiment or base.embodiment
             ex.original_instruction = ex.original_instruction or base.original_instruction
             rows.append(ex)
-    return [r.to_row() for r in rows], notes, calls, files
+    return [r.to_row() for r in rows + shared], notes, calls, files
+
+
+def released_example(
+    released: dict, rel: str, episode: Episode, task: str | None = None, reward: int | None = None
+) -> Example:
+    """A row of a released-layout source as this build writes it: its columns, the new ``file_name``, and
+    ``task`` / ``reward`` (default: the row's own)."""
+    from roboreward.rubric import check_score
+
+    row = {c: released.get(c) for c in COLUMNS if c in released}
+    row.update(
+        file_name=rel,
+        task=task if task is not None else " ".join(str(released.get("task") or "").split()),
+        reward=reward if reward is not None else check_score(released.get("reward"), where="reward"),
+        episode_id=released.get("episode_id") or episode.id,
+        source=released.get("source") or episode.source,
+    )
+    if released.get("gpt5_mini_check") and not row.get("label_check"):
+        row["label_check"] = released["gpt5_mini_check"]
+    return Example(**{k: v for k, v in row.items() if k in COLUMNS})
 
 
 def relabel_note(episode: Episode, reason: str) -> dict:

@@ -16,7 +16,14 @@ from pathlib import Path
 from roboreward.dataset.episode import EpisodeSettings
 from roboreward.dataset.reader import SPLITS
 from roboreward.dataset.split import assign_splits
-from roboreward.sources import EpisodeRef, ReaderOptions, list_source, parse_source_spec, sample_per_source
+from roboreward.sources import (
+    EpisodeRef,
+    ListingProblem,
+    ReaderOptions,
+    list_source,
+    parse_source_spec,
+    sample_per_source,
+)
 
 FORMAT_VERSION = 2
 BUILD_DIR = ".build"
@@ -71,11 +78,15 @@ def plan_episodes(
     episodes_per_source: int | None,
     fractions: Sequence[float],
     seed: int,
+    problems: list[ListingProblem] | None = None,
 ) -> list[tuple[EpisodeRef, str]]:
-    """List the sources, sample per sub-dataset, split by episode group: (ref, split) in plan order."""
+    """List the sources, sample per sub-dataset, split by episode group: (ref, split) in plan order.
+
+    With a ``problems`` list, what a source cannot list (a bad ``info.json``, a truncated record file, ...) is
+    recorded there, named, and skipped; without one it raises."""
     refs: list[EpisodeRef] = []
     for spec in specs:
-        refs.extend(list_source(spec, options))
+        refs.extend(list_source(spec, options, problems))
     seen: set[tuple[str, str]] = set()
     for r in refs:
         if (r.source, r.id) in seen:
