@@ -131,6 +131,22 @@ def build_command(
     progress_bins: Annotated[
         str, typer.Option("--progress-bins", help="four 0-100 edges mapping RoboArena progress to 1-5")
     ] = "20,40,60,80",
+    source_fps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source-fps", metavar="NAME=FPS", help="RLDS sub-dataset frame rate (repeatable; default: OXE rates)"
+        ),
+    ] = None,
+    instruction_key: Annotated[
+        str | None,
+        typer.Option("--instruction-key", help="RLDS instruction feature, e.g. steps/language_instruction_2"),
+    ] = None,
+    source_split: Annotated[
+        str | None, typer.Option("--source-split", help="read only this split of the sources (e.g. train, test)")
+    ] = None,
+    source_version: Annotated[
+        str | None, typer.Option("--source-version", help="RLDS version folder to read (default: the newest)")
+    ] = None,
     shard_size: Annotated[int, typer.Option("--shard-size", help="episodes per resumable shard")] = 8,
     video_fps: Annotated[
         str, typer.Option("--video-fps", help="output frame rate cap, or 'native' (the release: 10)")
@@ -177,6 +193,7 @@ def build_command(
 
     from roboreward.dataset import REPORT, build_dataset, relabel_fingerprint
     from roboreward.dataset.media import VideoFormat
+    from roboreward.sources import ReaderOptions, parse_source_fps
 
     errors = Console(stderr=True)
     relabeler = relabel_config = None
@@ -209,8 +226,14 @@ def build_command(
             episodes_per_source=episodes_per_source,
             clip_fractions=clip_fractions,
             split_fractions=split_fractions,
-            camera=camera,
-            progress_bins=bins,
+            options=ReaderOptions(
+                camera=camera,
+                progress_bins=bins,
+                source_fps=parse_source_fps(source_fps),
+                instruction_key=instruction_key,
+                source_split=source_split,
+                source_version=source_version,
+            ),
             video=video,
             pixel_budget=int(pixel_budget),
             workers=workers,
