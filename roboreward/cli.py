@@ -620,6 +620,9 @@ def eval_command(
     robo_arena_instances: Annotated[
         str | None, typer.Option(help="helm: robo_arena instances scored (HELM's seed-0 sample: 1000; 'all')")
     ] = None,
+    voc_points: Annotated[
+        int, typer.Option(help="also score N growing prefixes of each successful video for the mean VOC (0: off)")
+    ] = 0,
     batch_size: Annotated[int, typer.Option(help="examples per scoring call")] = 8,
 ) -> None:
     """Score a split with one or more reward models; write resumable predictions and a leaderboard."""
@@ -643,6 +646,7 @@ def eval_command(
             num_frames=num_frames,
             max_new_tokens=max_new_tokens,
             robo_arena_instances="default" if robo_arena_instances is None else robo_arena_instances,
+            voc_points=voc_points,
             batch_size=batch_size,
         )
     except (EvaluationError, DatasetFormatError, ValueError, OSError) as exc:

@@ -535,3 +535,37 @@ def test_one_writer_per_results_folder(dataset, tmp_path):
     time.sleep(0.05)
     result = evaluate_models([FakeScorer(name="m")], dataset=dataset, out_dir=out, show_progress=False)
     assert result.runs[0].scored == N  # the killed holder's lock is taken over
+
+
+def test_mean_voc_over_prefix_curves_of_successful_videos(dataset, tmp_path):
+    class Growing:
+        """E[score] grows with the number of frames it sees (a prefix of a video is a frame array)."""
+
+        name = "grow"
+
+        def __init__(self):
+            self.curve_calls = 0
+
+        def score(self, video, instruction):
+            return self.score_batch([video], [instruction])[0]
+
+        def score_batch(self, videos, instructions):
+            if not isinstance(videos[0], str | Path):
+                self.curve_calls += len(videos)
+            sizes = [6 if isinstance(v, str | Path) else len(v) for v in videos]
+            return [RewardOutput(score=min(5, 1 + n // 2), expected=1 + 4 * n / 6) for n in sizes]
+
+    out = tmp_path / "voc"
+    scorer = Growing()
+    result = evaluate_models([scorer], dataset=dataset, out_dir=out, voc_points=3, show_progress=False)
+    (row,) = result.leaderboard
+    successes = sum(r == 5 for _, _, r in EXAMPLES)
+    assert row["mean_voc"] == pytest.approx(1.0) and row["voc_n"] == successes
+    curves = _lines(out / "predictions" / "grow.curves.jsonl")
+    assert len(curves) == successes and all(len(c["values"]) == 3 and c["voc"] == pytest.approx(1.0) for c in curves)
+    assert scorer.curve_calls == 3 * successes
+    again = Growing()
+    evaluate_models([again], dataset=dataset, out_dir=out, voc_points=3, show_progress=False)
+    assert again.curve_calls == 0  # curves are resumable like predictions
+    with pytest.raises(ValueError, match="roboreward"):
+        evaluate_models([Growing()], dataset=dataset, out_dir=tmp_path / "h", protocol="helm", voc_points=3)

@@ -136,6 +136,13 @@ def leaderboard_from_files(
     preds = {name: read_jsonl_rows(path) for name, path, _ in models}
     board = _helm_board(rows, keys, preds) if protocol.is_helm else _roboreward_board(rows, keys, preds)
     settings = {name: s for name, _, s in models}
+    wanted = set(keys)
+    for name, path, _ in models:
+        curves_path = path.with_name(path.name.removesuffix(".jsonl") + ".curves.jsonl")
+        if curves_path.is_file():
+            vocs = [c["voc"] for k, c in read_jsonl_rows(curves_path).items() if k in wanted]
+            row = next(r for r in board if r["model"] == name)
+            row["mean_voc"], row["voc_n"] = (sum(vocs) / len(vocs) if vocs else None), len(vocs)
     for row in board:
         s = settings[row["model"]]
         row["protocol"] = protocol.name
@@ -158,6 +165,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("success_roc_auc", "success ROC-AUC"),
     ("success_auprc", "success AUPRC"),
     ("preference_accuracy", "A/B pref. acc."),
+    ("mean_voc", "mean VOC"),
     ("subset_win_rate", "subset win rate"),
     ("instance_win_rate", "instance win rate"),
     ("parse_failures", "parse failures"),

@@ -100,6 +100,7 @@ class ModelRun:
     failed: int = 0
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    curves: int = 0
 
 
 @dataclass
@@ -165,6 +166,49 @@ def score_split(
     except ScoringError as exc:
         raise EvaluationError(f"{exc} (model {name})") from None
     return ModelRun(name, results.path, done.scored, done.reused, done.failed, done.seconds, settings)
+
+
+def voc_keys(rows: Sequence[Example], keys: Sequence[str]) -> list[str]:
+    """The examples whose prefix curves give the dataset-level VOC: successful original videos (reward 5), whose
+    progress should rise over time (OpenGVL scores expert episodes the same way)."""
+    return [k for k, r in zip(keys, rows, strict=True) if r.reward == 5 and r.kind == "original"]
+
+
+def curve_split(
+    scorer: Scorer,
+    rows: Sequence[Example],
+    keys: Sequence[str],
+    results: ResultsFile,
+    points: int,
+    *,
+    show_progress: bool = True,
+) -> int:
+    """Score ``points`` growing prefixes of each :func:`voc_keys` example ``results`` has no curve for
+    (:func:`roboreward.scoring.progress_curve`), appending ``times``, ``values`` (E[score], else the score) and
+    OpenGVL's ``voc`` per example; returns how many were scored. Failures go to the errors file."""
+    from tqdm.auto import tqdm
+
+    from roboreward.evaluation.correlation import voc
+    from roboreward.scoring import progress_curve
+
+    wanted = set(voc_keys(rows, keys))
+    done = results.open_for_append()
+    todo = [(k, r) for k, r in zip(keys, rows, strict=True) if k in wanted and k not in done]
+    errors: list[dict[str, Any]] = []
+    scored = 0
+    name = getattr(scorer, "name", "model")
+    for key, r in tqdm(todo, desc=f"prefix curves {name}", unit="video", disable=not show_progress or not todo):
+        try:
+            curve = progress_curve(scorer, r.video_path, r.task, points)
+        except Exception as exc:  # a bad video costs its own curve only
+            errors.append({"key": key, "file_name": r.file_name, "error": str(exc), "kind": "curve"})
+            continue
+        values = [o.value for o in curve.outputs]
+        row = {"key": key, "file_name": r.file_name, "subset": r.subset, "times": curve.times, "values": values}
+        results.append([{**row, "voc": voc(values)}])
+        scored += 1
+    results.write_errors(errors, keys=sorted(wanted))
+    return scored
 
 
 def _release(scorer: Any) -> None:
@@ -241,6 +285,7 @@ def evaluate_models(
     num_frames: int | None = None,
     max_new_tokens: int | None = None,
     robo_arena_instances: int | str | None = "default",
+    voc_points: int = 0,
     batch_size: int = 8,
     scorer_kwargs: dict[str, Any] | None = None,
     scorer_factory: Callable[[str], Scorer] | None = None,
@@ -251,7 +296,9 @@ def evaluate_models(
     ``models`` are specs (``"name=spec"`` names one; see :func:`~roboreward.evaluation.protocols.
     load_protocol_scorer`) or scorer objects. ``protocol`` is ``"roboreward"`` (ours) or ``"helm"`` (HELM's
     method); ``fps`` / ``max_frames`` (an int or ``"all"``) / ``num_frames`` / ``max_new_tokens`` /
-    ``robo_arena_instances`` adjust it (see :class:`~roboreward.evaluation.protocols.EvalProtocol`). Each model's
+    ``robo_arena_instances`` adjust it (see :class:`~roboreward.evaluation.protocols.EvalProtocol`).
+    ``voc_points`` > 0 also scores that many growing prefixes of every successful original video
+    (:func:`curve_split`; ``roboreward`` protocol only) for the leaderboard's ``mean_voc``. Each model's
     results file is keyed by its spec, revision / weights hash, the dataset's content and every setting: a run
     that differs in any of them is refused (use another ``out_dir``). A model whose predictions are complete is
     not even loaded. One run writes into ``out_dir`` at a time (:func:`roboreward.lock.output_lock`); a second
@@ -277,7 +324,12 @@ def evaluate_models(
         raise EvaluationError(
             f"{dataset}: not a local folder, and downloading it from the Hub failed ({type(exc).__name__}: {exc})"
         ) from None
+    if voc_points < 0:
+        raise ValueError(f"voc_points must be >= 0, got {voc_points}")
+    if voc_points and proto.is_helm:
+        raise ValueError("prefix curves (VOC) score frame prefixes: use them with --protocol roboreward")
     options = {
+        "voc_points": voc_points,
         "batch_size": batch_size,
         "scorer_kwargs": scorer_kwargs,
         "scorer_factory": scorer_factory,
@@ -305,6 +357,7 @@ def _evaluate_into(
     split: str,
     dataset: str | os.PathLike,
     *,
+    voc_points: int,
     batch_size: int,
     scorer_kwargs: dict[str, Any] | None,
     scorer_factory: Callable[[str], Scorer] | None,
@@ -329,10 +382,12 @@ def _evaluate_into(
             raise ValueError(f"model name {name!r} given twice (name them: --model name=spec)")
         names.append(name)
         results = ResultsFile(pred_dir / f"{model_slug(name)}.jsonl")
+        curves = ResultsFile(pred_dir / f"{model_slug(name)}.curves.jsonl")
         existing = results.read()
         old = results.read_settings() or {}
         requested = {"name": name, "spec": spec, **model_identity(spec, cache=weights_cache), **base}
-        if spec is not None and old and all(k in existing for k in keys):
+        curves_done = not voc_points or set(voc_keys(rows, keys)) <= set(curves.read())
+        if spec is not None and old and all(k in existing for k in keys) and curves_done:
             _check_settings(results, {**old, **requested}, True, keys=_compared(old, requested))
             runs.append(ModelRun(name, results.path, reused=len(keys), settings=old))
             continue
@@ -350,18 +405,17 @@ def _evaluate_into(
         # a loaded spec runs the protocol's settings; a scorer object brings its own frames
         settings = {**own, **requested} if spec is not None else {**requested, **own}
         _check_settings(results, settings, bool(existing), keys=_compared(old, settings) if old else None)
+        if voc_points:
+            old_curves = curves.read_settings() or {}
+            curve_settings = {**settings, "voc_points": voc_points}
+            _check_settings(curves, curve_settings, bool(curves.read()), keys=_compared(old_curves, curve_settings))
         try:
-            runs.append(
-                score_split(
-                    scorer,
-                    rows,
-                    keys,
-                    results.path,
-                    batch_size=batch_size,
-                    settings=settings,
-                    show_progress=show_progress,
-                )
+            run = score_split(
+                scorer, rows, keys, results.path, batch_size=batch_size, settings=settings, show_progress=show_progress
             )
+            if voc_points:
+                run.curves = curve_split(scorer, rows, keys, curves, voc_points, show_progress=show_progress)
+            runs.append(run)
         finally:
             if spec is not None:
                 _release(scorer)
