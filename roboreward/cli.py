@@ -389,7 +389,8 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help=f'A Hub repo id or local folder, "tiny", or "openai:<model>@<base_url>" (default: {DEFAULT_MODEL}).',
+        help=f'A Hub repo id or local folder, "tiny", "openai:<model>@<url>" or "vllm:<model>@<url>" '
+        f"(default: {DEFAULT_MODEL}).",
         show_default=False,
     ),
 ]
@@ -424,10 +425,10 @@ def _load_scorer(
     batch_size: int,
 ) -> Any:
     """The scorer of ``--model`` with the frame-sampling options (``--batch-size`` for local models)."""
-    from roboreward.scoring import load_scorer, resolve_sampling
+    from roboreward.scoring import is_api_spec, load_scorer, resolve_sampling
 
     sampling = resolve_sampling(fps=fps, max_frames=max_frames, min_frames=min_frames, num_frames=num_frames)
-    local = {} if (model or "").startswith("openai:") else {"batch_size": batch_size}
+    local = {} if is_api_spec(model) else {"batch_size": batch_size}
     return load_scorer(model, sampling=sampling, **local)
 
 

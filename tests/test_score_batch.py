@@ -331,3 +331,40 @@ def test_annotate_built_dataset_adds_columns(tmp_path, tiny_qwen3_vl):
     assert [f["name"] for f in card.data.configs[0]["features"]].count("pred_score") == 1
     bad_prefix = CliRunner().invoke(app, ["annotate", str(root), "-m", "tiny", "--prefix", "my score"])
     assert bad_prefix.exit_code == 1 and "prefix 'my score': use letters, digits and underscores" in bad_prefix.output
+
+
+def test_pixel_budget_is_checked_from_the_header_before_decoding(clips, monkeypatch):
+    import roboreward.scoring.common as common
+    from roboreward import video as video_io
+    from roboreward.scoring import progress_curve, sample_video
+    from roboreward.video import VideoTooLargeError
+
+    path = clips / "a.mp4"  # 12 frames of 48x32
+    assert len(sample_video(path, num_frames=3).frames) == 3
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a video over the budget")
+
+    monkeypatch.setattr(common, "read_video", no_decoding)
+    monkeypatch.setattr(video_io, "FRAME_PIXEL_BUDGET", 48 * 32 - 1)
+    with pytest.raises(VideoTooLargeError, match=r"a.mp4: frames of 48x32 \(1,536 pixels\) exceed"):
+        sample_video(path)
+    with pytest.raises(VideoTooLargeError, match="<bytes>: frames of 48x32"):
+        sample_video(path.read_bytes())
+    monkeypatch.setattr(video_io, "FRAME_PIXEL_BUDGET", None)
+    monkeypatch.setattr(video_io, "PIXEL_BUDGET", 48 * 32 * 12 - 1)
+    with pytest.raises(VideoTooLargeError, match="a.mp4: 48x32 x 12 frames = 18,432 pixels exceed"):
+        progress_curve(CountingScorer(), path, "x", num_points=2)
+    assert len(sample_video(make_frames(12, 32, 48), num_frames=2).frames) == 2  # frames in memory: no header
+
+
+def test_write_parquet_keeps_every_column(tmp_path):
+    from roboreward.scoring.batch import write_parquet
+
+    path = write_parquet([{"a": 1}, {"a": 2, "b": "x"}], tmp_path / "t.parquet", metadata={"model": "m"})
+    table = pq.read_table(path)
+    assert table.to_pylist() == [{"a": 1, "b": None}, {"a": 2, "b": "x"}]
+    assert json.loads(table.schema.metadata[b"roboreward"]) == {"model": "m"}
+    with pytest.raises(ValueError, match="t2.parquet: the rows cannot form one table"):
+        write_parquet([{"a": 1}, {"a": "x"}], tmp_path / "t2.parquet")
+    assert not (tmp_path / "t2.parquet").exists()

@@ -13,7 +13,14 @@ Every scorer follows :class:`roboreward.types.Scorer` (``score`` / ``score_batch
 from __future__ import annotations
 
 from roboreward.scoring import vlm
-from roboreward.scoring.api import ApiError, ApiScorer, probs_from_top_logprobs
+from roboreward.scoring.api import (
+    API_SCHEMES,
+    ApiError,
+    ApiScorer,
+    api_scorer_from_spec,
+    probs_at,
+    probs_from_top_logprobs,
+)
 from roboreward.scoring.common import (
     DEFAULT_FRAMES_FPS,
     DEFAULT_MODEL,
@@ -26,9 +33,10 @@ from roboreward.scoring.common import (
 )
 from roboreward.scoring.curve import CURVE_MAX_BYTES, CURVE_MAX_FRAMES, ProgressCurve, progress_curve
 from roboreward.scoring.local import RewardModel
-from roboreward.scoring.spec import TINY_FAMILIES, load_scorer, parse_tiny_spec, resolve_tiny
+from roboreward.scoring.spec import TINY_FAMILIES, is_api_spec, load_scorer, parse_tiny_spec, resolve_tiny
 
 __all__ = [
+    "API_SCHEMES",
     "CURVE_MAX_BYTES",
     "CURVE_MAX_FRAMES",
     "DEFAULT_FRAMES_FPS",
@@ -39,10 +47,13 @@ __all__ = [
     "Frames",
     "ProgressCurve",
     "RewardModel",
+    "api_scorer_from_spec",
+    "is_api_spec",
     "is_frames",
     "load_scorer",
     "output_from_probs",
     "parse_tiny_spec",
+    "probs_at",
     "probs_from_top_logprobs",
     "progress_curve",
     "resolve_sampling",

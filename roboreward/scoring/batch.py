@@ -181,8 +181,9 @@ def write_parquet(
     schema: Sequence[tuple[str, str]] | None = None,
 ) -> Path:
     """Write ``rows`` (dicts with the same columns) as one parquet file, atomically; ``metadata`` goes into the
-    schema metadata as JSON under ``roboreward``. ``schema`` ((name, arrow type name) pairs) fixes the column
-    types, otherwise they are inferred; rows that do not fit name the problem in the error."""
+    schema metadata as JSON under ``roboreward``. ``schema`` ((name, arrow type name) pairs) fixes the columns
+    and their types; otherwise the columns are every key of any row (missing ones null) and the types are
+    inferred. Rows that do not fit name the problem in the error."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -191,7 +192,8 @@ def write_parquet(
     path = Path(path)
     try:
         arrow_schema = pa.schema([(n, pa.type_for_alias(t)) for n, t in schema]) if schema else None
-        table = pa.Table.from_pylist(list(rows), schema=arrow_schema)
+        columns = [n for n, _ in schema] if schema else list(dict.fromkeys(k for r in rows for k in r))
+        table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema=arrow_schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ValueError(f"{path}: the rows cannot form one table ({exc})") from None
     if metadata:
@@ -233,13 +235,12 @@ def score_to_files(
     show_progress: bool = True,
 ) -> ScoreFiles:
     """Score ``items`` into the results file ``out`` (``.jsonl``; resumed when it exists and was made with the same
-    frame sampling, refused otherwise), then write every row of ``items`` found there as ``<out>.parquet``."""
+    frame sampling, refused otherwise), then write all its rows as ``<out>.parquet`` (in the file's order)."""
     from roboreward.scoring.common import scorer_settings
 
     settings = scorer_settings(scorer)
     results = open_results(out, settings)
     run = score_items(scorer, items, results, batch_size=batch_size, settings=settings, show_progress=show_progress)
-    rows = results.read()
-    ordered = [rows[it.key] for it in items if it.key in rows]
-    parquet = write_parquet(ordered, results.path.with_suffix(".parquet"), settings) if ordered else None
+    rows = list(results.read().values())  # every row of the file, also those of earlier runs on other inputs
+    parquet = write_parquet(rows, results.path.with_suffix(".parquet"), settings) if rows else None
     return ScoreFiles(results.path, parquet, results.errors_path, run)

@@ -12,7 +12,15 @@ import numpy as np
 from roboreward.rubric import SCORES
 from roboreward.sampling import FrameSampling
 from roboreward.types import RewardOutput, VideoInput
-from roboreward.video import SampledVideo, VideoDecodeError, as_frames, read_video
+from roboreward.video import (
+    SampledVideo,
+    VideoDecodeError,
+    VideoInfo,
+    as_frames,
+    check_pixel_budget,
+    probe,
+    read_video,
+)
 
 DEFAULT_MODEL = "teetone/RoboReward-4B"
 #: Frame rate assumed for in-memory frame arrays that do not carry one (the released videos are 10 fps).
@@ -60,6 +68,19 @@ def resolve_sampling(sampling: FrameSampling | None = None, **options: Any) -> F
     return base.replace(**options)
 
 
+def probe_within_budget(video: str | Path | bytes) -> VideoInfo:
+    """The stream header of an encoded video, refused (:class:`~roboreward.video.VideoTooLargeError`, naming the
+    file) before any decoding when it promises more pixels than :data:`roboreward.video.PIXEL_BUDGET` or frames
+    larger than :data:`roboreward.video.FRAME_PIXEL_BUDGET` (read when called, so they can be changed)."""
+    from roboreward import video as video_io
+
+    check_exists(video)
+    info = probe(video)
+    where = "<bytes>" if isinstance(video, bytes | bytearray) else str(video)
+    check_pixel_budget(info, video_io.PIXEL_BUDGET, frame_budget=video_io.FRAME_PIXEL_BUDGET, where=where)
+    return info
+
+
 def sample_video(video: VideoInput, sampling: FrameSampling | None = None, **options: Any) -> SampledVideo:
     """Uniformly sample a path, mp4 bytes or frames (decoding only the needed frames of encoded video).
 
@@ -72,7 +93,7 @@ def sample_video(video: VideoInput, sampling: FrameSampling | None = None, **opt
         arr = as_frames(np.asarray(video))
         idx = sampling.indices(len(arr), source_fps)
         return SampledVideo(frames=arr[idx], indices=idx, source_fps=source_fps, total_frames=len(arr))
-    check_exists(video)
+    probe_within_budget(video)  # type: ignore[arg-type]
     return read_video(video, **sampling.kwargs())
 
 
@@ -103,6 +124,7 @@ __all__ = [
     "check_exists",
     "is_frames",
     "output_from_probs",
+    "probe_within_budget",
     "resolve_sampling",
     "sample_video",
     "scorer_settings",

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from roboreward.rubric import SCORES
-from roboreward.scoring.common import DEFAULT_FRAMES_FPS, Frames, check_exists, is_frames
+from roboreward.scoring.common import DEFAULT_FRAMES_FPS, Frames, is_frames, probe_within_budget
 from roboreward.types import RewardOutput, Scorer, VideoInput
-from roboreward.video import as_frames, probe, read_video
+from roboreward.video import as_frames, read_video
 
 
 @dataclass
@@ -85,8 +85,7 @@ CURVE_MAX_BYTES = 512 * 2**20
 def _all_frames(video: VideoInput) -> Frames:
     if is_frames(video):
         return Frames(as_frames(np.asarray(video)), float(getattr(video, "fps", DEFAULT_FRAMES_FPS)))
-    check_exists(video)
-    info = probe(video)  # type: ignore[arg-type]  # clear error on bad input before decoding
+    info = probe_within_budget(video)  # type: ignore[arg-type]  # a clear error on bad input before decoding
     # Scorers re-sample each prefix to a few frames, so a uniform proxy of the video is enough: at most
     # CURVE_MAX_FRAMES frames and CURVE_MAX_BYTES of pixels are decoded, whatever the video's length.
     per_frame = max(1, info.width * info.height * 3)

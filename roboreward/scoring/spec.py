@@ -46,12 +46,14 @@ def load_scorer(spec: str | None = None, **kwargs: Any) -> Scorer:
 
     * ``"tiny"`` / ``"tiny:qwen2_5_vl"`` — a tiny random Qwen-VL built offline (tests, demos without weights);
     * ``"openai:<model>@<base_url>"`` — :class:`~roboreward.scoring.api.ApiScorer`
-      (e.g. ``openai:Qwen/Qwen3-VL-8B@http://gpu:8000/v1``);
+      (e.g. ``openai:Qwen/Qwen3-VL-8B@http://gpu:8000/v1``); ``"vllm:<model>@<base_url>"`` — the same for a reward
+      checkpoint behind ``vllm serve``, asked with the answer primed (p(1..5) without generation);
     * anything else — a local folder or Hub repo id loaded as :class:`~roboreward.scoring.local.RewardModel`.
 
     ``kwargs`` go to the scorer (``sampling`` or ``fps`` / ``max_frames`` / ``min_frames`` / ``num_frames``,
     ``batch_size``, ``device_map``, ``api_key``, ...).
     """
+    from roboreward.scoring.api import api_scorer_from_spec
     from roboreward.scoring.common import DEFAULT_MODEL
     from roboreward.scoring.local import RewardModel
 
@@ -62,13 +64,14 @@ def load_scorer(spec: str | None = None, **kwargs: Any) -> Scorer:
     if tiny is not None:
         kwargs.setdefault("name", spec)
         return RewardModel(tiny, **kwargs)
-    if spec.startswith("openai:"):
-        from roboreward.scoring.api import ApiScorer
-
-        model, sep, base_url = spec[len("openai:") :].partition("@")
-        if not model or (sep and not base_url):
-            raise ValueError(f"API scorer spec must be 'openai:<model>@<base_url>', got {spec!r}")
-        if base_url:
-            kwargs["base_url"] = base_url
-        return ApiScorer(model=model, **kwargs)
+    api = api_scorer_from_spec(spec, **kwargs)
+    if api is not None:
+        return api
     return RewardModel(spec, **kwargs)
+
+
+def is_api_spec(spec: str | None) -> bool:
+    """True for an ``openai:`` / ``vllm:`` spec (a server scorer: no local batch size, device or dtype)."""
+    from roboreward.scoring.api import API_SCHEMES
+
+    return str(spec or "").partition(":")[0] in API_SCHEMES
