@@ -238,3 +238,14 @@ def test_scorer_sampling_comes_from_frame_sampling():
     assert len(sample_video(frames).frames) == 8  # 2 fps x 4 s, clamped to 8
     assert len(sample_video(frames, FrameSampling(fps=0.5)).frames) == 4  # 2 frames, raised to min_frames 4
     assert len(sample_video(frames, FrameSampling(fps=0.5), num_frames=3).frames) == 3
+
+
+def test_api_specs_go_to_the_api_scorer():
+    from roboreward.scoring import ApiScorer, is_api_spec, load_scorer
+
+    assert is_api_spec("openai:m@http://x/v1") and is_api_spec("vllm:m@http://x/v1")
+    assert not is_api_spec("teetone/RoboReward-4B") and not is_api_spec(None) and not is_api_spec("tiny")
+    scorer = load_scorer("vllm:teetone/RoboReward-4B@http://gpu:8000/v1", timeout=3)
+    assert isinstance(scorer, ApiScorer) and scorer.primed and scorer.base_url == "http://gpu:8000/v1"
+    with pytest.raises(ValueError):
+        load_scorer("vllm:m@")
