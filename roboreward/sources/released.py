@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError, quote, skip, slug
+from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError, quote, slug
 from roboreward.types import Episode
 
 _CLIP_SUFFIX = re.compile(r"_attempt_\d+_score_(\d+)$")
@@ -29,7 +29,9 @@ def episode_of(file_name: str, episode_id: str = "") -> tuple[str, bool]:
 def list_released(
     path: Path, options: ReaderOptions, problems: list[ListingProblem] | None = None
 ) -> Iterator[EpisodeRef]:
-    """One ref per video file of every split (its rows in the locator); rows of one episode share a group."""
+    """One ref per video file of every split (its rows in the locator); rows of one episode share a group.
+
+    ``problems`` is accepted for the registry's signature: a bad ``metadata.jsonl`` row always raises."""
     from roboreward.dataset.reader import available_splits, read_split
 
     splits = available_splits(path)
@@ -40,12 +42,9 @@ def list_released(
         if options.source_split and split != options.source_split:
             continue
         by_video: dict[str, list] = {}
-        try:
-            split_rows = read_split(path, split, check_files=False)
-        except ValueError as exc:  # DatasetFormatError names the file and line
-            skip(problems, ListingProblem(slug(Path(path).name), split, "metadata.jsonl", str(exc)))
-            continue
-        for row in split_rows:
+        # a bad row (a file_name that leaves the split folder, no task, ...) refuses the whole release, naming
+        # the file and line: its rows are one file, and a refusal is not something to skip
+        for row in read_split(path, split, check_files=False):
             by_video.setdefault(str(row.video_path), []).append(row)
         for video, rows in by_video.items():
             first = rows[0]
