@@ -510,8 +510,11 @@ def test_rlds_tfds_datasets_fps_instructions_versions_and_splits():
     assert np.abs(_rgb(eps["taco_play_test_000000"].video[0]) - (190, 20, 128)).max() < 6
     # per-source options
     opts = ReaderOptions(source_fps={"bridge": 7}, source_split="test")
-    test = [load_episode(r, opts) for r in list_source(f"rlds:{FIXTURES / 'rlds'}", opts)]
+    problems: list = []
+    test = [load_episode(r, opts) for r in list_source(f"rlds:{FIXTURES / 'rlds'}", opts, problems=problems)]
     assert sorted((e.id, e.fps) for e in test) == [("bridge_test_000000", 7.0), ("taco_play_test_000000", 15.0)]
+    assert sorted(p.source for p in problems) == ["austin_sirius", "droid", "language_table"]
+    assert problems[0].error == "no 'test' split (available: train)"
     old = list(list_source(f"rlds:{FIXTURES / 'rlds' / 'bridge'}", ReaderOptions(source_version="0.0.9")))
     assert [load_episode(r).instruction for r in old] == ["an old copy"]
     with pytest.raises(ValueError, match=r"no version '9\.9\.9' \(available: 0\.0\.9, 0\.1\.0\)"):
@@ -661,6 +664,8 @@ def test_released_layout_groups_kinds_and_shared_videos(tmp_path):
     clip = load_episode(by_id["ep_7_attempt_2_score_2"]).meta["released_row"]
     assert clip["kind"] == "clipped" and clip["episode_id"] == "bridge/ep_7" and clip["reward"] == 2
     assert load_episode(by_id["ep_9"]).meta["released_row"]["kind"] == "original"
+    test = list(list_source(f"released:{tmp_path}", ReaderOptions(source_split="test")))
+    assert [r.id for r in test] == ["ep_7_attempt_2_score_2"]
 
 
 def test_build_keeps_released_grouping_and_shared_videos_and_reports_listing_problems(tmp_path):

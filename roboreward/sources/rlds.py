@@ -127,6 +127,11 @@ def list_rlds(path: Path, options: ReaderOptions, problems: list[ListingProblem]
     damage are still listed.
     """
     for name, version, files in _rlds_datasets(Path(path), options):
+        splits = sorted({_split_of(f) for f in files})
+        if options.source_split and options.source_split not in splits:
+            problem = f"no {options.source_split!r} split (available: {', '.join(splits)})"
+            common.skip(problems, ListingProblem(name, str(files[0].parent), "split", problem))
+            continue
         counts: dict[str, int] = {}
         for f in files:
             split = _split_of(f)
