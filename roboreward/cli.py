@@ -247,7 +247,7 @@ def build_command(
         errors.print("[yellow]interrupted: finished shards are kept; re-run the same command to resume[/]")
         raise typer.Exit(130) from None
     except BaseException as exc:
-        _build_error(errors, exc)
+        _build_error(exc)
     console = Console()  # the summary is the command's output: stdout
     if summary.part is not None:
         i, n = summary.part
@@ -276,18 +276,19 @@ def build_command(
     )
 
 
-def _build_error(errors: Any, exc: BaseException) -> NoReturn:
-    """Exit with a clear message: 2 for bad arguments or input, 3 for the machine's faults (disk, permissions,
-    memory, a folder in use) after which a re-run resumes; anything else is a bug and propagates."""
+def _build_error(exc: BaseException) -> NoReturn:
+    """Exit with a clear one-paragraph message (not wrapped, so it can be searched): 2 for bad arguments or input,
+    3 for the machine's faults (disk, permissions, memory, a folder in use), after which a re-run resumes;
+    anything else is a bug and propagates."""
     from roboreward.dataset.shards import BuildEnvironmentError
     from roboreward.lock import OutputLockedError
     from roboreward.video import is_environment_error
 
     if isinstance(exc, BuildEnvironmentError | OutputLockedError) or is_environment_error(exc):
-        errors.print(f"[red]error:[/] {str(exc)[:600]}")
+        typer.echo(f"error: {str(exc)[:600]}", err=True)
         raise typer.Exit(3) from None
     if isinstance(exc, ValueError | FileNotFoundError | FileExistsError | NotADirectoryError):
-        errors.print(f"[red]error:[/] {str(exc)[:600]}")
+        typer.echo(f"error: {str(exc)[:600]}", err=True)
         raise typer.Exit(2) from None
     raise exc
 
@@ -298,14 +299,12 @@ def assemble_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder of the dataset")] = Path("roboreward_dataset"),
 ) -> None:
     """Join the parts of a build spread over machines into one dataset (metadata, manifest, card)."""
-    from rich.console import Console
-
     from roboreward.dataset import assemble_parts
 
     try:
         report = assemble_parts(out, parts)
     except BaseException as exc:
-        _build_error(Console(stderr=True), exc)
+        _build_error(exc)
     counts = ", ".join(f"{s} {c['examples']}" for s, c in report["splits"].items())
     typer.echo(f"assembled {len(parts)} parts into {out}: {counts} examples, {report['episodes']['built']} episodes")
 

@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from build_helpers import make_lerobot_v3
+from build_helpers import make_lerobot_v3, make_lerobot_v21
 from conftest import make_frames
 from openai_server import ChatServer, chat_response
 from relabel_helpers import World, prompt_of
@@ -308,3 +308,249 @@ def test_concurrent_batch_stores_each_answer_as_it_arrives(tmp_path):
     assert stored_while_waiting == 3  # a, b, c are on disk while "slow" is still in flight
     assert [r.text for r in results] == ["answer to a", "answer to b", "answer to slow", "answer to c"]
     assert len(cache) == 4
+
+
+# ------------------------------------------------------------------------------------- output-side faults of build
+
+
+@pytest.fixture(scope="module")
+def small_source(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fault-src") / "ds"
+    return make_lerobot_v21(root, [10, 11, 12, 13, 9, 8, 10, 12], [f"task {i}" for i in range(8)])
+
+
+def _build(src: Path, out: Path, **kw):
+    return build_dataset([f"lerobot:{src}"], out, seed=2, shard_size=2, show_progress=False, **kw)
+
+
+def _markers(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / ".build" / "shards").glob("shard-*.json"))
+
+
+def test_environment_errors_are_told_from_input_errors(tmp_path):
+    import errno
+
+    from roboreward.dataset.shards import environment_fault
+    from roboreward.sources import SourceError
+    from roboreward.video import VideoDecodeError
+
+    def wrapped(inner: BaseException) -> BaseException:  # how the readers re-raise: "from None" keeps __context__
+        try:
+            try:
+                raise inner
+            except Exception:
+                raise SourceError("ep", "video", "cannot decode") from None
+        except SourceError as exc:
+            return exc
+
+    out = tmp_path / "out"
+    for exc in (
+        OSError(errno.ENOSPC, "No space left on device"),
+        PermissionError(errno.EACCES, "Permission denied"),
+        MemoryError(),
+        FileNotFoundError(errno.ENOENT, "gone", str(out / ".build" / "tmp" / ".tmp-abc.mp4")),
+        wrapped(OSError(errno.EDQUOT, "Disk quota exceeded")),
+    ):
+        assert environment_fault(exc, out), exc
+    for exc in (
+        VideoDecodeError("x.mp4: cannot decode video"),
+        SourceError("ep", "video", "video file /data/x.mp4 is missing"),
+        FileNotFoundError(errno.ENOENT, "no such source", "/data/src/x.mp4"),
+        ValueError("bad"),
+    ):
+        assert not environment_fault(exc, out), exc
+
+
+def test_disk_full_stops_the_shard_unmarked_and_a_rerun_redoes_exactly_what_is_missing(
+    small_source, tmp_path, monkeypatch
+):
+    """ENOSPC injected into the 9th video written: the build stops with a clear error, the shard being built is
+    not marked done (nor its episodes "skipped"), and a re-run builds what is missing: the rows of a clean build."""
+    import errno
+
+    import roboreward.dataset.media as media
+    from roboreward.dataset.shards import BuildEnvironmentError
+
+    reference = _build(small_source, tmp_path / "ref")
+    real, calls = media._finish, []
+
+    def full_disk(container, stream):
+        calls.append(1)
+        if len(calls) == 9:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(container, stream)
+
+    monkeypatch.setattr(media, "_finish", full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(BuildEnvironmentError, match="No space left on device.*nothing of this shard was marked done"):
+        _build(small_source, out)
+    marked = _markers(out)
+    assert 0 < len(marked) < reference.shards_total  # the shards before the fault are done, the failed one is not
+    for name in marked:
+        assert not json.loads((out / ".build" / "shards" / name).read_text())["skipped"]
+    monkeypatch.setattr(media, "_finish", real)
+    resumed = _build(small_source, out)
+    assert resumed.shards_reused == len(marked) and resumed.episodes_skipped == 0
+    assert _rows(out) == _rows(tmp_path / "ref")
+    assert not [p for p in out.rglob(".tmp-*") if ".build" not in p.parts]
+
+
+def _can_mount_tmpfs(where: Path) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
+    if ok.returncode == 0:
+        subprocess.run(["umount", str(where)], check=False)
+    return ok.returncode == 0
+
+
+def test_disk_full_on_a_small_tmpfs(small_source, tmp_path):
+    """The same with a real full disk (a tmpfs half the build's size), through the CLI: exit 3 naming the fault;
+    after the disk grows, the re-run exits 0 with every row."""
+    disk = tmp_path / "disk"
+    if not _can_mount_tmpfs(disk):
+        pytest.skip("mounting a tmpfs needs root and CAP_SYS_ADMIN (the ENOSPC-injection test covers the logic)")
+    _build(small_source, tmp_path / "ref")
+    size = sum(p.stat().st_size for p in (tmp_path / "ref").rglob("*") if p.is_file())
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={(size // 2 // 4096 + 1) * 4096}", "tmpfs", str(disk)], check=True
+    )
+    try:
+        out = disk / "out"
+        cmd = [sys.executable, "-m", "roboreward", "build", "-s", f"lerobot:{small_source}", "-o", str(out)]
+        cmd += ["--seed", "2", "--shard-size", "2"]
+        first = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+        assert first.returncode == 3, first.stderr[-2000:]
+        assert "No space left on device" in first.stderr and "re-run the same command" in first.stderr
+        assert "Traceback" not in first.stderr
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        second = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert _rows(out) == _rows(tmp_path / "ref")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_done_markers_are_checked_against_their_files(small_source, tmp_path):
+    """A deleted video, a video changed in place (same size) and the files another seed's assembly removed are
+    all noticed on resume: those shards are redone and the dataset equals a clean build."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _build(small_source, a)
+    first = _build(small_source, b)
+    videos = sorted((b / "train").rglob("*.mp4"))
+    videos[0].unlink()
+    data = bytearray(videos[-1].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    videos[-1].write_bytes(bytes(data))
+    again = _build(small_source, b)
+    assert again.shards_redone >= 1 and again.shards_reused + again.shards_redone == first.shards_total
+    assert _outputs(b) == _outputs(a)
+    # another seed's build, killed after its assembly removed the files its plan does not name but before it
+    # removed the other plan's shard files: those stay, naming files that are gone
+    saved = {p.name: p.read_bytes() for p in (b / ".build" / "shards").glob("shard-*.json")}
+    build_dataset([f"lerobot:{small_source}"], b, seed=9, shard_size=2, show_progress=False)
+    for name, data in saved.items():
+        (b / ".build" / "shards" / name).write_bytes(data)
+    back = _build(small_source, b)
+    assert back.shards_redone >= 1 and _outputs(b) == _outputs(a)
+
+
+def test_one_writer_per_output_folder(small_source, tmp_path):
+    """A second build into a folder another process writes is refused naming its PID and host; once that
+    process is killed its stale lock is taken over."""
+    import socket
+
+    from roboreward.lock import OutputLockedError, output_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".build").mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from roboreward.lock import output_lock\n"
+            f"with output_lock({str(out)!r}, 'roboreward build', name='.build/lock'):\n"
+            "    print('held', flush=True); time.sleep(120)",
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputLockedError, match=rf"PID {holder.pid} on host {re.escape(socket.gethostname())}"):
+            _build(small_source, out)
+        cli = subprocess.run(
+            [sys.executable, "-m", "roboreward", "build", "-s", f"lerobot:{small_source}", "-o", str(out)],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert cli.returncode == 3 and f"PID {holder.pid}" in cli.stderr and "Traceback" not in cli.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    summary = _build(small_source, out)  # the dead holder's lock is stale: taken over
+    assert summary.episodes_built == 8
+    with (
+        output_lock(tmp_path / "eval", "roboreward eval"),
+        pytest.raises(OutputLockedError, match="roboreward eval"),
+        output_lock(tmp_path / "eval", "roboreward eval"),
+    ):
+        pass
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process children from /proc (Linux)")
+def test_workers_die_with_their_parent(tmp_path):
+    """SIGKILL of ``build --workers 2``: its two pool workers end too (they used to sleep forever)."""
+    src = make_lerobot_v21(tmp_path / "src" / "big", [60] * 8, [f"t{i}" for i in range(8)], fps=30, size=(360, 480))
+    cmd = [sys.executable, "-m", "roboreward", "build", "-s", f"lerobot:{src}", "-o", str(tmp_path / "out")]
+    proc = subprocess.Popen([*cmd, "--workers", "2", "--shard-size", "1"], env=ENV, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    workers: list[int] = []
+    while time.time() < deadline and proc.poll() is None and len(workers) < 2:
+        workers = _children(proc.pid)
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the pool did not start"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)
+
+
+def test_kills_leave_no_temp_file_in_the_dataset(small_source, tmp_path):
+    """SIGKILLs at seeded random moments: no ``.tmp-*`` outside ``.build/`` (the documented ``hf upload``
+    excludes only ``.build/*``), and the final re-run equals a clean build."""
+    _build(small_source, tmp_path / "ref")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "roboreward", "build", "-s", f"lerobot:{small_source}", "-o", str(out)]
+    cmd += ["--seed", "2", "--shard-size", "2"]
+    rng = random.Random(SEED)
+    for _ in range(3):
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 3.0))
+        proc.kill()
+        proc.wait()
+        assert not [p for p in out.rglob(".tmp-*") if ".build" not in p.relative_to(out).parts]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _outputs(out) == _outputs(tmp_path / "ref")

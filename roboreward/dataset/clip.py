@@ -78,7 +78,9 @@ def clip_file_name(stem: str, attempt: int, score: int) -> str:
     return f"{stem}_attempt_{attempt}_score_{check_score(score)}.mp4"
 
 
-def encode_prefixes(src: str | Path, outputs: Sequence[tuple[int, str | Path]], *, crf: int = 23) -> int:
+def encode_prefixes(
+    src: str | Path, outputs: Sequence[tuple[int, str | Path]], *, crf: int = 23, tmp_dir: Path | None = None
+) -> int:
     """Decode ``src`` once and H.264-encode each ``(n_frames, path)`` prefix in the same pass, at the source's
     rate and size (:func:`roboreward.dataset.media.transcode`); every frame is decoded, so a corrupt tail is
     caught. Files are written atomically. Returns the number of frames decoded; raises
@@ -89,4 +91,4 @@ def encode_prefixes(src: str | Path, outputs: Sequence[tuple[int, str | Path]], 
         return 0
     source = FrameSource.from_file(Path(src))
     targets = [(Path(p), min(1.0, int(n) / source.count)) for n, p in outputs]
-    return transcode(source, VideoFormat(fps=None, size=None, crf=crf), targets, decode_all=True)[1]
+    return transcode(source, VideoFormat(fps=None, size=None, crf=crf), targets, tmp_dir=tmp_dir, decode_all=True)[1]

@@ -10,7 +10,6 @@ workers die with their parent (:func:`die_with_parent`).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import signal
@@ -125,11 +124,13 @@ def _remove_episode_files(folder: Path, stem: str) -> None:
 
 def die_with_parent() -> None:
     """Pool-worker initializer: end this process when its parent dies. On Linux the kernel sends SIGKILL
-    (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread checks the parent once a second."""
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread checks the parent once a second. Ctrl-C is the
+    parent's to handle (it terminates the workers): a worker interrupted while it holds the pool's queue lock
+    would hang the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        ok = libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    try:  # the symbols already loaded (libc): no library search, no subprocess, no import in a forked child
+        ok = ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         ok = False
     if os.getppid() != parent:  # the parent died before the signal was armed
@@ -183,6 +184,9 @@ def run_shards(
                 if stop is not None:
                     stop.set()
                 pool.shutdown(wait=False, cancel_futures=True)
+                if stop is None:  # processes: end the workers' shards now (unmarked: redone on resume)
+                    for child in mp.active_children():
+                        child.terminate()
                 raise
     finally:
         bar.close()
