@@ -90,7 +90,6 @@ def _helm_board(
         errors = [helm.instance_stats(a, r)["abs_error"] for a, r in zip(answers, refs, strict=True)]
         row: dict[str, Any] = {
             "model": name,
-            "macro_mae": helm.aggregate_row_means({name: table[name]})[name],
             "mae": sum(errors) / len(errors),
             "mse": sum(e**2 for e in errors) / len(errors),  # a parse failure: 4^2, HELM's squared_error
             "accuracy": sum(st["exact_match"] * st["count"] for st in per.values()) / len(present),
@@ -109,11 +108,23 @@ def _helm_board(
         ok = [(a, r) for a, r in zip(answers, refs, strict=True) if a is not None]
         row["spearman"] = metrics.spearman([a for a, _ in ok], [r for _, r in ok]) if len(ok) > 1 else 0.0
         board.append(row)
-    if len(board) > 1:
-        wins = helm.aggregate_row_win_rates(table)
-        for row in board:
+    ranked = _helm_columns(table)
+    means = helm.aggregate_row_means(ranked)
+    wins = helm.aggregate_row_win_rates(ranked) if len(board) > 1 else {}
+    for row in board:
+        row["macro_mae"] = means[row["model"]]
+        row["macro_subsets"] = sorted({s for r in ranked.values() for s in r})
+        if wins:
             row["subset_win_rate"] = wins[row["model"]]
-    return sorted(board, key=lambda r: (r["macro_mae"], r["mae"], r["model"]))
+    return sorted(board, key=lambda r: (r["macro_mae"] is None, r["macro_mae"] or 0.0, r["mae"], r["model"]))
+
+
+def _helm_columns(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The columns HELM's leaderboard averages: its 23 subsets when the data has any of them (other subsets are
+    reported but, as on HELM's leaderboard, not in the mean), else every subset."""
+    present = {s for row in table.values() for s in row}
+    keep = present & set(helm.HELM_SUBSETS) or present
+    return {m: {s: v for s, v in row.items() if s in keep} for m, row in table.items()}
 
 
 def _confusion(preds: Sequence[int | None], refs: Sequence[int]) -> list[list[int]]:

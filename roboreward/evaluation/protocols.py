@@ -138,7 +138,8 @@ class EvalProtocol:
             "seed": self.seed,
             "parsing": "first answer: <number>, else a leading number; raw float",
             "unparsed_error": helm.HELM_PARSE_FAILURE_ERROR,
-            "aggregation": "each model on the instances it answered; macro = mean over subset columns present",
+            "aggregation": "each model on the instances it answered; macro = mean over the subset columns present "
+            "(HELM's 23 leaderboard subsets when the data has them)",
             "subset_names": "helm",
             "robo_arena_instances": self.robo_arena_instances,
             "robo_arena_seed": helm.HELM_SAMPLE_SEED,
