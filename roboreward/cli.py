@@ -690,6 +690,12 @@ def demo(
     ] = None,
     max_file_mb: Annotated[float, typer.Option(help="Upload size limit.")] = Limits.max_file_mb,
     max_duration_s: Annotated[float, typer.Option(help="Video duration limit.")] = Limits.max_duration_s,
+    max_pixels: Annotated[
+        int, typer.Option(help="Decoded-pixel budget (width x height x frames, from the header).")
+    ] = Limits.max_pixels,
+    keep_uploads_s: Annotated[int, typer.Option(help="Delete uploads this many seconds after they arrive.")] = (
+        Limits.keep_uploads_s
+    ),
     concurrency: Annotated[int, typer.Option(help="Scoring jobs run at once (the rest queue).")] = 1,
     curve_points: Annotated[int, typer.Option(help="Default number of progress-curve points (0 = off).")] = 8,
 ) -> None:
@@ -699,12 +705,18 @@ def demo(
     serve(
         model,
         examples=examples,
-        limits=Limits(max_file_mb=max_file_mb, max_duration_s=max_duration_s),
+        limits=Limits(
+            max_file_mb=max_file_mb,
+            max_duration_s=max_duration_s,
+            max_pixels=max_pixels,
+            keep_uploads_s=keep_uploads_s,
+        ),
         host=host,
         port=port,
         concurrency=concurrency,
         curve_points=curve_points,
     )
+
 
 # ---- end demo -----------------------------------------------------------------------------------------------
 

@@ -150,6 +150,77 @@ def test_bad_input_is_refused_with_a_clear_message(media, video, instruction, li
     assert scorer.calls == 0
 
 
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        (D.Limits(max_frame_pixels=1000), "episode.mp4: frames of 96x64 (6,144 pixels) exceed the frame budget"),
+        (D.Limits(max_pixels=50_000), "episode.mp4: 96x64 x 30 frames = 184,320 pixels exceed the budget of 50,000"),
+    ],
+)
+def test_pixel_budget_is_checked_from_the_header_before_decoding(media, monkeypatch, limits, message):
+    """Issue 15: a decoded-size bomb (huge frames in a small file) is refused before any frame is decoded."""
+    import roboreward.video
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a frame was decoded")
+
+    for module in (roboreward.video, D.analysis):
+        monkeypatch.setattr(module, "read_video", no_decoding, raising=False)
+    monkeypatch.setattr(roboreward.video, "_decode_pyav", no_decoding)
+    scorer = GrowingScorer()
+    with pytest.raises(D.DemoInputError, match=re.escape(message) + ".*upload a smaller or shorter video"):
+        D.analyse(scorer, media["good"], "open the drawer", limits=limits)
+    assert scorer.calls == 0
+    assert D.check_video(media["good"], D.Limits()).num_frames == 30  # within the default budget
+    with pytest.raises(ValueError, match="keep_uploads_s must be >= 1"):
+        D.Limits(keep_uploads_s=0)
+
+
+def test_examples_come_from_several_episodes():
+    from roboreward.types import Example
+
+    rows = [Example(f"s/ep{e}_clip{c}.mp4", "t", 3, episode_id=str(e), source="s") for e in range(3) for c in range(3)]
+    assert [r.file_name for r in D.spread_over_episodes(rows, 4)] == [
+        "s/ep0_clip0.mp4",
+        "s/ep1_clip0.mp4",
+        "s/ep2_clip0.mp4",
+        "s/ep0_clip1.mp4",
+    ]
+    one = [Example(f"s/ep0_clip{c}.mp4", "t", 3, episode_id="0", source="s") for c in range(3)]
+    assert len(D.spread_over_episodes(one, 4)) == 3 and D.spread_over_episodes([], 4) == []
+    # no episode_id: every file is its own episode; the same id in two subsets is two episodes
+    other = [Example("a/x.mp4", "t", 3, episode_id="0"), Example("b/y.mp4", "t", 3, episode_id="0")]
+    assert len(D.spread_over_episodes([*other, Example("a/z.mp4", "t", 3, episode_id="0")], 2)) == 2
+    assert [r.file_name for r in D.spread_over_episodes(other + other, 2)] == ["a/x.mp4", "b/y.mp4"]
+
+
+def test_served_app_deletes_its_uploads(media, tmp_path):
+    """Issue 15: uploads do not stay on the server: gradio's cache cleanup deletes them ``keep_uploads_s`` after
+    they arrive (checked every minute at most) and all of them when the server stops."""
+    from gradio_client import Client, handle_file
+
+    assert D.build_demo(GrowingScorer(), limits=D.Limits(keep_uploads_s=30)).delete_cache == (30, 30)
+    assert D.build_demo(GrowingScorer()).delete_cache == (60, 900)
+    seen: list[Path] = []
+
+    class Recording(GrowingScorer):
+        def score(self, video, instruction):
+            seen.append(Path(video))
+            return super().score(video, instruction)
+
+    port = _free_port()
+    app = D.launch(D.build_demo(Recording()), port=port, block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", download_files=str(tmp_path / "dl"), verbose=False)
+        *_, details = client.predict(handle_file(str(media["good"])), "open the drawer", 0, api_name="/score")
+        assert details["score"] in range(1, 6)
+        (upload,) = seen
+        assert upload.is_file() and upload != media["good"]  # the server's copy, kept while it serves
+    finally:
+        app.close()
+    assert not upload.exists(), f"{upload} was kept after the server stopped"
+
+
 def test_app_turns_failures_into_page_messages(media):
     """The click handler of a built app: bad input and a crashing scorer both become ``gr.Error``."""
     import gradio as gr

@@ -30,6 +30,7 @@ from roboreward.demo.serve import (
     find_examples,
     serve,
     serve_from_env,
+    spread_over_episodes,
 )
 from roboreward.scoring import DEFAULT_MODEL
 
@@ -57,6 +58,7 @@ __all__ = [
     "serve",
     "serve_from_env",
     "spaces_gpu",
+    "spread_over_episodes",
     "theme",
     "unreadable",
 ]

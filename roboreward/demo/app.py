@@ -60,7 +60,8 @@ def build_demo(
     model_name: str | None = None,
     note: str = "",
 ) -> gr.Blocks:
-    """The ``gr.Blocks`` app scoring uploads with ``scorer``. The API endpoint is ``/score``."""
+    """The ``gr.Blocks`` app scoring uploads with ``scorer``. The API endpoint is ``/score``. Uploads are
+    deleted ``limits.keep_uploads_s`` seconds after they arrive, and all of them when the server stops."""
     gr = _gradio()
     model_name = model_name or getattr(scorer, "name", type(scorer).__name__)
 
@@ -85,7 +86,9 @@ def build_demo(
 
     score_fn = gpu_decorator(score)
 
-    with gr.Blocks(title="RoboReward — score a robot video") as demo:
+    # uploads (and gradio's copies of them) are deleted keep_uploads_s after they arrive, checked every minute
+    keep = int(limits.keep_uploads_s)
+    with gr.Blocks(title="RoboReward — score a robot video", delete_cache=(min(60, keep), keep)) as demo:
         gr.Markdown(
             "# RoboReward\nUpload a robot episode video, type the instruction the robot was given and press "
             "**Score**. The reward model judges the video's *final state* on the 1-5 progress rubric "

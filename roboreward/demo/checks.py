@@ -7,7 +7,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from roboreward.video import VideoDecodeError, VideoInfo, probe
+from roboreward.video import (
+    FRAME_PIXEL_BUDGET,
+    VideoDecodeError,
+    VideoInfo,
+    VideoTooLargeError,
+    check_pixel_budget,
+    probe,
+)
 
 
 class DemoInputError(ValueError):
@@ -16,11 +23,24 @@ class DemoInputError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What the demo accepts. Uploads over ``max_file_mb`` are refused by the server before they land."""
+    """What the demo accepts and keeps. Uploads over ``max_file_mb`` are refused by the server before they land;
+    a video whose stream header promises more than ``max_pixels`` decoded pixels (width x height x frames) or
+    frames over ``max_frame_pixels`` is refused before any frame is decoded; uploads are deleted
+    ``keep_uploads_s`` seconds after they arrive (and all of them when the server stops)."""
 
     max_file_mb: float = 50.0
     max_duration_s: float = 120.0
     max_instruction_chars: int = 1000
+    max_pixels: int = 8_000_000_000  # about 120 s of 1080p at 30 fps
+    max_frame_pixels: int = FRAME_PIXEL_BUDGET
+    keep_uploads_s: int = 900
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_mb", "max_duration_s", "max_instruction_chars", "max_pixels", "max_frame_pixels"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"demo limits: {name} must be > 0, got {getattr(self, name)!r}")
+        if self.keep_uploads_s < 1:
+            raise ValueError(f"demo limits: keep_uploads_s must be >= 1 second, got {self.keep_uploads_s!r}")
 
     @property
     def max_file_bytes(self) -> int:
@@ -66,6 +86,10 @@ def check_video(path: str | os.PathLike | None, limits: Limits) -> VideoInfo:
         info = probe(p)
     except VideoDecodeError as exc:
         raise DemoInputError(unreadable(p, exc)) from None
+    try:  # from the stream header: a decoded-size bomb is refused before a frame is decoded
+        check_pixel_budget(info, limits.max_pixels, frame_budget=limits.max_frame_pixels, where=name)
+    except VideoTooLargeError as exc:
+        raise DemoInputError(f"{exc}; upload a smaller or shorter video.") from None
     if info.duration > limits.max_duration_s:
         raise DemoInputError(
             f"{name}: the video lasts {info.duration:.1f} s, over the {limits.max_duration_s:g} s limit."

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roboreward.demo.app import build_demo, launch, spaces_gpu
 from roboreward.demo.checks import DemoInputError, Limits
 from roboreward.scoring import DEFAULT_MODEL, load_scorer
+from roboreward.types import Example
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -35,7 +37,8 @@ def default_model_spec(model: str | None = None) -> str:
 
 
 def example_rows(root: str | os.PathLike | None, limit: int = 4) -> list[list[str]]:
-    """[video path, instruction] pairs from a dataset in the released layout (its first split present)."""
+    """[video path, instruction] pairs from a dataset in the released layout (its test split, else its first
+    split): ``limit`` rows from as many different episodes as it has (see :func:`spread_over_episodes`)."""
     if not root:
         return []
     from roboreward.dataset import available_splits, read_split
@@ -45,7 +48,23 @@ def example_rows(root: str | os.PathLike | None, limit: int = 4) -> list[list[st
         log.warning("no split with metadata.jsonl under %s: no examples", root)
         return []
     split = "test" if "test" in splits else splits[0]
-    return [[str(r.video_path), r.task] for r in read_split(root, split, limit=limit)]
+    return [[str(r.video_path), r.task] for r in spread_over_episodes(read_split(root, split), limit)]
+
+
+def spread_over_episodes(rows: Sequence[Example], limit: int) -> list[Example]:
+    """Up to ``limit`` rows taken round-robin over the episodes (subset, source and ``episode_id``; else the
+    file) in file order: the first row of each episode, then the second of each, ... so the examples show
+    several episodes."""
+    episodes: dict[str, list[Example]] = {}
+    for row in rows:
+        key = f"{row.subset}/{row.source}/{row.episode_id}" if row.episode_id else row.file_name
+        episodes.setdefault(key, []).append(row)
+    picked: list[Example] = []
+    for rank in range(max((len(v) for v in episodes.values()), default=0)):
+        picked += [clips[rank] for clips in episodes.values() if rank < len(clips)]
+        if len(picked) >= limit:
+            break
+    return picked[:limit]
 
 
 def find_examples(examples: str | os.PathLike | None = None) -> Path | None:
@@ -103,7 +122,8 @@ def serve(
 def serve_from_env(*, block: bool = True) -> gr.Blocks:
     """:func:`serve` configured by the environment, as on a Space: ``ROBOREWARD_MODEL``,
     ``ROBOREWARD_DEMO_EXAMPLES``, ``ROBOREWARD_MAX_FILE_MB``, ``ROBOREWARD_MAX_DURATION_S``,
-    ``ROBOREWARD_CONCURRENCY``; the host and port come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``."""
+    ``ROBOREWARD_MAX_PIXELS``, ``ROBOREWARD_KEEP_UPLOADS_S``, ``ROBOREWARD_CONCURRENCY``; the host and port
+    come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``."""
     env = os.environ
     return serve(
         env.get(ENV_MODEL) or None,
@@ -111,8 +131,12 @@ def serve_from_env(*, block: bool = True) -> gr.Blocks:
         limits=Limits(
             max_file_mb=float(env.get("ROBOREWARD_MAX_FILE_MB", Limits.max_file_mb)),
             max_duration_s=float(env.get("ROBOREWARD_MAX_DURATION_S", Limits.max_duration_s)),
+            max_pixels=int(env.get("ROBOREWARD_MAX_PIXELS", Limits.max_pixels)),
+            keep_uploads_s=int(env.get("ROBOREWARD_KEEP_UPLOADS_S", Limits.keep_uploads_s)),
         ),
-        host=None,
+        # read here, not by gradio: it reads GRADIO_SERVER_PORT once, when its server module is first imported
+        host=env.get("GRADIO_SERVER_NAME") or None,
+        port=int(env["GRADIO_SERVER_PORT"]) if env.get("GRADIO_SERVER_PORT") else None,
         concurrency=int(env.get("ROBOREWARD_CONCURRENCY", "1")),
         block=block,
     )
