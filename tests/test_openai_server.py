@@ -181,3 +181,33 @@ def test_primed_reply_without_digits_falls_back_to_the_text(tmp_path):
         with pytest.raises(ApiError, match="HTTP 400.*greater than max allowed"):
             bad.score(frames, "x")
         assert len(server.requests) == 1
+
+
+def test_score_cli_with_the_vllm_spec(tmp_path):
+    """`roboreward score` on one video and on a folder, against a vLLM-strict server, through the vllm: spec."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from roboreward.cli import app
+
+    clips = tmp_path / "clips"
+    for i in range(3):
+        write_video(clips / f"c{i}.mp4", make_frames(10, seed=i), fps=10)
+    reply = chat_response("4", top_logprobs=[{"4": math.log(0.6), "3": math.log(0.3), "5": math.log(0.1), "\n": -9.0}])
+    with ChatServer(lambda req: reply, strict=True) as server:
+        spec = f"vllm:teetone/RoboReward-4B@{server.base_url}"
+        one = CliRunner().invoke(app, ["score", str(clips / "c0.mp4"), "open the drawer", "--model", spec, "--json"])
+        assert one.exit_code == 0, one.output
+        many = CliRunner().invoke(
+            app, ["score", str(clips), "open the drawer", "--model", spec, "--out", str(tmp_path / "s.jsonl")]
+        )
+        assert many.exit_code == 0, many.output
+        bodies = list(server.requests)
+    result = json.loads(one.stdout)
+    assert result["probs"] == pytest.approx([0, 0, 0.3, 0.6, 0.1]) and result["score"] == 4
+    assert result["settings"]["primed"] is True and result["settings"]["video_mode"] == "video_url"
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["score"] == 4 for r in rows) and len(bodies) == 4
+    assert all(b["continue_final_message"] and b["max_tokens"] == 1 for b in bodies)
+    assert {b["model"] for b in bodies} == {"teetone/RoboReward-4B"}
