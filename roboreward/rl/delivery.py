@@ -112,7 +112,7 @@ class RewardDelivery:
                 output: RewardOutput | BaseException = self.scorer.score(job.video, job.instruction)
             except Exception as exc:  # noqa: BLE001 - any scorer failure becomes a documented fallback
                 output = exc
-            result = self._finish(job, output, time.monotonic() - start)
+            result = episode_result(job, output, time.monotonic() - start, self.settings, self.name)
             self._deliver(result, announce=False)
             return result
         self.submit(job)
@@ -146,7 +146,8 @@ class RewardDelivery:
                 return
             self._pending.popleft()
             seconds = 0.0 if item.started is None else time.monotonic() - item.started
-            self._deliver(self._finish(item.job, output, seconds), announce=self.settings.mode == "async")
+            result = episode_result(item.job, output, seconds, self.settings, self.name)
+            self._deliver(result, announce=self.settings.mode == "async")
 
     def take(self, wait: bool = False) -> list[EpisodeReward]:
         """The finished episode rewards (oldest first), removed from the queue; ``wait`` for pending ones first."""
@@ -189,50 +190,6 @@ class RewardDelivery:
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
 
-    def _finish(self, job: EpisodeJob, output: RewardOutput | BaseException, seconds: float) -> EpisodeReward:
-        s = self.settings
-        common: dict[str, Any] = dict(
-            episode=job.episode,
-            instruction=job.instruction,
-            length=job.length,
-            num_frames=0 if job.video is None else len(job.video),
-            recorded_frames=job.recorded,
-            missing_frames=job.missing,
-            frame_steps=job.frame_steps,
-            fps=round(job.fps, 4),
-            scorer=self.name,
-            seconds=round(seconds, 4),
-            final_info=job.final_info,
-            video=np.asarray(job.video) if s.keep_video and job.video is not None else None,
-        )
-        if isinstance(output, RewardOutput):
-            try:
-                value = episode_reward_value(output, s.reward_from, s.normalize)
-                if not math.isfinite(value):
-                    raise ValueError(f"non-finite reward {value}")
-            except Exception as exc:  # noqa: BLE001
-                output = exc
-            else:
-                return EpisodeReward(
-                    reward=value,
-                    score=int(output.score),
-                    probs=None if output.probs is None else [float(p) for p in output.probs],
-                    expected=None if output.expected is None else float(output.expected),
-                    progress=float(output.progress),
-                    raw_text=output.raw_text,
-                    parsed=bool(output.parsed),
-                    **common,
-                )
-        if not isinstance(output, BaseException):
-            output = TypeError(f"scorer returned {type(output).__name__}, not RewardOutput")
-        error = str(output) if isinstance(output, RewardScoringError) else f"{type(output).__name__}: {output}"
-        if not error.startswith(f"episode {job.episode}"):
-            error = f"episode {job.episode}: {error}"
-        if s.on_error == "raise":
-            raise RewardScoringError(error) from output
-        warnings.warn(f"RewardWrapper: {error}; using fallback reward {s.fallback_reward}", stacklevel=4)
-        return EpisodeReward(reward=s.fallback_reward, fallback=True, error=error, **common)
-
     def _deliver(self, result: EpisodeReward, announce: bool) -> None:
         if self._ready.maxlen is not None and len(self._ready) == self._ready.maxlen and not self._dropped_warned:
             self._dropped_warned = True
@@ -246,3 +203,52 @@ class RewardDelivery:
             self._announce.append(result.to_dict())
         if self.on_reward is not None:
             self.on_reward(result)
+
+
+def episode_result(
+    job: EpisodeJob, output: RewardOutput | BaseException, seconds: float, settings: DeliverySettings, scorer: str
+) -> EpisodeReward:
+    """The :class:`EpisodeReward` of ``job`` for the scorer's ``output`` (or the fallback for an exception);
+    raises :class:`RewardScoringError` instead of falling back under ``on_error="raise"``."""
+    s = settings
+    common: dict[str, Any] = dict(
+        episode=job.episode,
+        instruction=job.instruction,
+        length=job.length,
+        num_frames=0 if job.video is None else len(job.video),
+        recorded_frames=job.recorded,
+        missing_frames=job.missing,
+        frame_steps=job.frame_steps,
+        fps=round(job.fps, 4),
+        scorer=scorer,
+        seconds=round(seconds, 4),
+        final_info=job.final_info,
+        video=np.asarray(job.video) if s.keep_video and job.video is not None else None,
+    )
+    if isinstance(output, RewardOutput):
+        try:
+            value = episode_reward_value(output, s.reward_from, s.normalize)
+            if not math.isfinite(value):
+                raise ValueError(f"non-finite reward {value}")
+        except Exception as exc:  # noqa: BLE001
+            output = exc
+        else:
+            return EpisodeReward(
+                reward=value,
+                score=int(output.score),
+                probs=None if output.probs is None else [float(p) for p in output.probs],
+                expected=None if output.expected is None else float(output.expected),
+                progress=float(output.progress),
+                raw_text=output.raw_text,
+                parsed=bool(output.parsed),
+                **common,
+            )
+    if not isinstance(output, BaseException):
+        output = TypeError(f"scorer returned {type(output).__name__}, not RewardOutput")
+    error = str(output) if isinstance(output, RewardScoringError) else f"{type(output).__name__}: {output}"
+    if not error.startswith(f"episode {job.episode}"):
+        error = f"episode {job.episode}: {error}"
+    if s.on_error == "raise":
+        raise RewardScoringError(error) from output
+    warnings.warn(f"RewardWrapper: {error}; using fallback reward {s.fallback_reward}", stacklevel=4)
+    return EpisodeReward(reward=s.fallback_reward, fallback=True, error=error, **common)
