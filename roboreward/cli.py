@@ -534,11 +534,6 @@ def score(
 def annotate(
     dataset: Annotated[Path, typer.Argument(help="A LeRobot dataset root (meta/info.json) or a built dataset.")],
     model: ModelOption = None,
-    fps: FpsOption = None,
-    max_frames: MaxFramesOption = None,
-    min_frames: MinFramesOption = None,
-    num_frames: NumFramesOption = None,
-    batch_size: BatchSizeOption = 8,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -550,6 +545,11 @@ def annotate(
         list[str] | None, typer.Option(help="Built dataset: the split(s) to annotate (default: all).")
     ] = None,
     prefix: Annotated[str, typer.Option(help="Built dataset: prefix of the new columns.")] = "pred_",
+    batch_size: BatchSizeOption = 8,
+    fps: FpsOption = None,
+    max_frames: MaxFramesOption = None,
+    min_frames: MinFramesOption = None,
+    num_frames: NumFramesOption = None,
 ) -> None:
     """Score every episode of a dataset and write the rewards back: score, p1..p5, expected and the settings.
 

@@ -21,8 +21,9 @@ from roboreward.video import as_frames, read_video
 class ProgressCurve:
     """Scores of growing prefixes: ``times`` (end of each prefix, seconds), their outputs, and VOC.
 
-    ``voc`` is the Spearman correlation between expected progress and time (0 when undefined, e.g. a
-    constant curve); ``fractions`` are the prefix lengths as fractions of the video.
+    ``voc`` is the Spearman correlation between expected progress and time, the benchmark's
+    (:func:`roboreward.evaluation.correlation.voc`: 0 when undefined, e.g. a flat curve); ``fractions`` are the
+    prefix lengths as fractions of the video.
     """
 
     times: list[float]
@@ -107,7 +108,7 @@ def progress_curve(
     Prefixes are passed as :class:`Frames` (frame arrays that keep the video's fps) in one ``score_batch``
     call, so a batched scorer scores them together. ``progress(done, total)`` is called when finished.
     """
-    from roboreward.evaluation.metrics import spearman
+    from roboreward.evaluation.correlation import voc
 
     if num_points < 1:
         raise ValueError(f"num_points must be >= 1, got {num_points}")
@@ -120,5 +121,5 @@ def progress_curve(
         progress(len(prefixes), len(prefixes))
     times = [e / frames.fps for e in ends]
     values = [o.value for o in outputs]
-    voc = spearman(values, times) if len(values) > 1 else 0.0
-    return ProgressCurve(times=times, outputs=outputs, voc=voc, fractions=[e / total for e in ends])
+    # the benchmark's VOC (roboreward.evaluation.correlation.voc): the prefixes are in time order
+    return ProgressCurve(times=times, outputs=outputs, voc=voc(values), fractions=[e / total for e in ends])

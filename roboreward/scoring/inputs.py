@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,24 +88,19 @@ def video_items(paths: Sequence[Path], instruction: str) -> list[ScoreItem]:
 
 def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """(where, row) of a jsonl or csv manifest; a malformed line names the file and line."""
-    rows: list[tuple[str, dict[str, Any]]] = []
     if path.suffix.lower() == ".csv":
+        rows: list[tuple[str, dict[str, Any]]] = []
         with open(path, newline="", encoding="utf-8") as fh:
-            for lineno, row in enumerate(csv.DictReader(fh), 2):
-                rows.append((f"{path}:{lineno}", {k: v for k, v in row.items() if k is not None}))
+            reader = csv.DictReader(fh)
+            for row in reader:
+                rows.append((f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}))
         return rows
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{lineno}: a manifest row must be a JSON object")
-            rows.append((f"{path}:{lineno}", row))
-    return rows
+    from roboreward.dataset import DatasetFormatError, iter_metadata
+
+    try:
+        return [(f"{path}:{lineno}", row) for lineno, row in iter_metadata(path)]
+    except DatasetFormatError as exc:  # the same checks as a split's metadata.jsonl
+        raise InputError(str(exc)) from None
 
 
 def _column(row: dict[str, Any], names: Sequence[str], where: str, what: str) -> tuple[str, str]:
