@@ -6,7 +6,8 @@ All the logic lives in :mod:`roboreward.demo`; this file only reads the settings
   (default ``teetone/RoboReward-4B``; ``tiny``, a random model the project builds offline, when
   ``HF_HUB_OFFLINE=1``);
 * ``ROBOREWARD_DEMO_EXAMPLES`` — a dataset folder in the released layout to offer examples from;
-* ``ROBOREWARD_MAX_FILE_MB`` / ``ROBOREWARD_MAX_DURATION_S`` / ``ROBOREWARD_CONCURRENCY`` — limits.
+* ``ROBOREWARD_MAX_FILE_MB`` / ``ROBOREWARD_MAX_DURATION_S`` / ``ROBOREWARD_MAX_PIXELS`` /
+  ``ROBOREWARD_CONCURRENCY`` — limits; ``ROBOREWARD_KEEP_UPLOADS_S`` — seconds an upload is kept (default 900).
 
 Run locally from a checkout: ``HF_HUB_OFFLINE=1 python spaces/demo/app.py`` (or ``roboreward demo``).
 """
