@@ -569,3 +569,38 @@ def test_mean_voc_over_prefix_curves_of_successful_videos(dataset, tmp_path):
     assert again.curve_calls == 0  # curves are resumable like predictions
     with pytest.raises(ValueError, match="roboreward"):
         evaluate_models([Growing()], dataset=dataset, out_dir=tmp_path / "h", protocol="helm", voc_points=3)
+
+
+def test_helm_api_model_gets_text_then_1fps_jpegs_and_is_parsed_helm_style(dataset, tmp_path):
+    from openai_server import ChatServer
+
+    from roboreward.evaluation.protocols import HelmLocalScorer
+
+    answers = {"open the drawer": "Looks close. ANSWER: 3.5", "stack the cups": "answer: 9", "wipe the table": "?"}
+
+    def handler(req):
+        return answers.get(req["messages"][0]["content"][0]["text"].rsplit("Task:", 1)[-1].strip(), "ANSWER: 5")
+
+    out = tmp_path / "api"
+    with ChatServer(handler) as server:
+        result = evaluate_models(
+            [f"api=openai:fake-vlm@{server.base_url}"], dataset=dataset, out_dir=out, protocol="helm",
+            robo_arena_instances="all", show_progress=False,
+        )  # fmt: skip
+        body = server.requests[0]
+    parts = body["messages"][0]["content"]
+    assert parts[0]["type"] == "text" and "Task:" in parts[0]["text"]  # HELM: the text first
+    assert [p["type"] for p in parts[1:]] == ["image_url"] * 1  # 6 frames at 10 fps: one frame at 1 fps
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 5000
+    rows = {r["task"]: r for r in _lines(out / "predictions" / "api.jsonl")}
+    assert rows["open the drawer"]["answer"] == 3.5 and rows["stack the cups"]["answer"] == 9.0
+    assert rows["wipe the table"]["answer"] is None
+    (row,) = result.leaderboard
+    assert row["parse_failures"] == 1 and row["out_of_scale_answers"] == 2  # 3.5 and 9 are not scores 1..5
+    assert row["per_subset_mae"]["robo_arena"] == pytest.approx((abs(9 - 1) + 4 + abs(5 - 5)) / 3)
+    settings = json.loads((out / "predictions" / "api.settings.json").read_text())
+    assert settings["scorer"] == "HelmApiScorer" and settings["protocol"] == "helm"
+    # a local checkpoint is asked HELM's way too: [text, video file], nothing sampled by us
+    messages = HelmLocalScorer.messages(type("S", (), {"template": None})(), "clip.mp4", "open the drawer")
+    assert [c["type"] for c in messages[0]["content"]] == ["text", "video"]
+    assert messages[0]["content"][1]["video"] == "clip.mp4"

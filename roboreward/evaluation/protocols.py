@@ -334,6 +334,20 @@ class HelmApiScorer:
         self._chat.close()
 
 
+def make_protocol(protocol: str | EvalProtocol = "roboreward", **options: Any) -> EvalProtocol:
+    """An :class:`EvalProtocol` from a name and the :class:`EvalProtocol` fields in ``options`` (``None`` = the
+    protocol's default; ``robo_arena_instances``: ``"default"`` HELM's 1,000, ``"all"`` or None every row)."""
+    arena = options.pop("robo_arena_instances", "default")
+    given = {k: v for k, v in options.items() if v is not None}
+    if isinstance(protocol, EvalProtocol):
+        if given or arena != "default":
+            raise ValueError(f"give {sorted(given) or ['robo_arena_instances']} in the EvalProtocol, not beside it")
+        return protocol
+    if arena != "default":
+        given["robo_arena_instances"] = None if arena in (None, "all") else int(arena)
+    return EvalProtocol(protocol, **given)
+
+
 def load_protocol_scorer(spec: str, protocol: EvalProtocol, **kwargs: Any) -> Any:
     """The scorer of ``spec`` under ``protocol``: :func:`roboreward.scoring.load_scorer` for ``roboreward``;
     :class:`HelmApiScorer` (``openai:<model>@<url>``) or :class:`HelmLocalScorer` (a folder, Hub id, ``tiny``)

@@ -32,8 +32,9 @@ from typing import Any
 
 from roboreward.dataset import DEFAULT_REPO, read_split, resolve_dataset
 from roboreward.evaluation import helm
+from roboreward.evaluation.curves import curve_split, voc_keys
 from roboreward.evaluation.identity import dataset_identity, model_identity
-from roboreward.evaluation.protocols import EvalProtocol, helm_row_answer, load_protocol_scorer
+from roboreward.evaluation.protocols import EvalProtocol, helm_row_answer, load_protocol_scorer, make_protocol
 from roboreward.evaluation.results import ResultsFile, SettingsMismatchError, read_jsonl_rows
 from roboreward.lock import OutputLockedError, output_lock
 from roboreward.sampling import SAMPLING_KEYS
@@ -122,24 +123,16 @@ def _settings_for(scorer: Any, requested: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-def score_split(
-    scorer: Scorer,
-    rows: Sequence[Example],
-    keys: Sequence[str],
-    path: Path,
-    *,
-    batch_size: int = 8,
-    settings: dict[str, Any] | None = None,
-    max_consecutive_failures: int = 20,
-    show_progress: bool = True,
-) -> ModelRun:
+def score_split(scorer: Scorer, rows: Sequence[Example], keys: Sequence[str], path: Path, **options: Any) -> ModelRun:
     """Score the rows that ``path`` does not hold yet, appending each finished batch (resumable; the batch loop
-    is :func:`roboreward.scoring.batch.score_items`). Rows name the protocol; under ``helm`` they also hold
+    is :func:`roboreward.scoring.batch.score_items`, which takes the ``options``: ``batch_size``, ``settings``,
+    ``max_consecutive_failures``, ``show_progress``). Rows name the protocol; under ``helm`` they also hold
     HELM's parsed ``answer``."""
     from roboreward.scoring.batch import ScoreItem, ScoringError, score_items
 
     name = getattr(scorer, "name", "model")
-    settings = settings or {}
+    settings = options.get("settings") or {}
+    options["settings"] = settings
     protocol = settings.get("protocol", "roboreward")
     transform = (lambda row: {**row, "answer": helm_row_answer(row)}) if protocol == "helm" else None
     results = ResultsFile(path, transform=transform)
@@ -153,62 +146,10 @@ def score_split(
         for key, r in zip(keys, rows, strict=True)
     ]
     try:
-        done = score_items(
-            scorer,
-            items,
-            results,
-            batch_size=batch_size,
-            settings=settings,
-            max_consecutive_failures=max_consecutive_failures,
-            show_progress=show_progress,
-            desc=f"scoring {name}",
-        )
+        done = score_items(scorer, items, results, desc=f"scoring {name}", **options)
     except ScoringError as exc:
         raise EvaluationError(f"{exc} (model {name})") from None
     return ModelRun(name, results.path, done.scored, done.reused, done.failed, done.seconds, settings)
-
-
-def voc_keys(rows: Sequence[Example], keys: Sequence[str]) -> list[str]:
-    """The examples whose prefix curves give the dataset-level VOC: successful original videos (reward 5), whose
-    progress should rise over time (OpenGVL scores expert episodes the same way)."""
-    return [k for k, r in zip(keys, rows, strict=True) if r.reward == 5 and r.kind == "original"]
-
-
-def curve_split(
-    scorer: Scorer,
-    rows: Sequence[Example],
-    keys: Sequence[str],
-    results: ResultsFile,
-    points: int,
-    *,
-    show_progress: bool = True,
-) -> int:
-    """Score ``points`` growing prefixes of each :func:`voc_keys` example ``results`` has no curve for
-    (:func:`roboreward.scoring.progress_curve`), appending ``times``, ``values`` (E[score], else the score) and
-    OpenGVL's ``voc`` per example; returns how many were scored. Failures go to the errors file."""
-    from tqdm.auto import tqdm
-
-    from roboreward.evaluation.correlation import voc
-    from roboreward.scoring import progress_curve
-
-    wanted = set(voc_keys(rows, keys))
-    done = results.open_for_append()
-    todo = [(k, r) for k, r in zip(keys, rows, strict=True) if k in wanted and k not in done]
-    errors: list[dict[str, Any]] = []
-    scored = 0
-    name = getattr(scorer, "name", "model")
-    for key, r in tqdm(todo, desc=f"prefix curves {name}", unit="video", disable=not show_progress or not todo):
-        try:
-            curve = progress_curve(scorer, r.video_path, r.task, points)
-        except Exception as exc:  # a bad video costs its own curve only
-            errors.append({"key": key, "file_name": r.file_name, "error": str(exc), "kind": "curve"})
-            continue
-        values = [o.value for o in curve.outputs]
-        row = {"key": key, "file_name": r.file_name, "subset": r.subset, "times": curve.times, "values": values}
-        results.append([{**row, "voc": voc(values)}])
-        scored += 1
-    results.write_errors(errors, keys=sorted(wanted))
-    return scored
 
 
 def _release(scorer: Any) -> None:
@@ -249,29 +190,6 @@ def _helm_rows(rows: list[Example], protocol: EvalProtocol) -> list[Example]:
     return [r for i, r in enumerate(rows) if r.subset != "robo_arena" or i in keep]
 
 
-def make_protocol(
-    protocol: str | EvalProtocol = "roboreward",
-    *,
-    fps: float | None = None,
-    max_frames: int | str | None = None,
-    num_frames: int | None = None,
-    max_new_tokens: int | None = None,
-    robo_arena_instances: int | str | None = "default",
-) -> EvalProtocol:
-    """An :class:`EvalProtocol` from a name and options (``None`` = the protocol's default; for
-    ``robo_arena_instances`` ``"all"`` or None keeps every robo_arena row, ``"default"`` HELM's 1,000)."""
-    if isinstance(protocol, EvalProtocol):
-        if any(v is not None for v in (fps, max_frames, num_frames, max_new_tokens)):
-            raise ValueError("give frame / generation options in the EvalProtocol, not beside it")
-        return protocol
-    extra: dict[str, Any] = {}
-    if max_new_tokens is not None:
-        extra["max_new_tokens"] = max_new_tokens
-    if robo_arena_instances != "default":
-        extra["robo_arena_instances"] = None if robo_arena_instances in (None, "all") else int(robo_arena_instances)
-    return EvalProtocol(protocol, fps=fps, max_frames=max_frames, num_frames=num_frames, **extra)
-
-
 def evaluate_models(
     models: Sequence[str | Scorer],
     *,
@@ -309,13 +227,9 @@ def evaluate_models(
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     proto = make_protocol(
-        protocol,
-        fps=fps,
-        max_frames=max_frames,
-        num_frames=num_frames,
-        max_new_tokens=max_new_tokens,
+        protocol, fps=fps, max_frames=max_frames, num_frames=num_frames, max_new_tokens=max_new_tokens,
         robo_arena_instances=robo_arena_instances,
-    )
+    )  # fmt: skip
     try:
         root = resolve_dataset(dataset, splits=(split,))
     except Exception as exc:  # offline, unknown repo, no access: say what was looked for
