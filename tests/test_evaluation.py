@@ -604,3 +604,28 @@ def test_helm_api_model_gets_text_then_1fps_jpegs_and_is_parsed_helm_style(datas
     messages = HelmLocalScorer.messages(type("S", (), {"template": None})(), "clip.mp4", "open the drawer")
     assert [c["type"] for c in messages[0]["content"]] == ["text", "video"]
     assert messages[0]["content"][1]["video"] == "clip.mp4"
+
+
+def test_leaderboard_plot_legends_clear_of_bars_and_integer_colour_bar(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from roboreward.evaluation import plots
+
+    closed = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: closed.append(fig))
+    board = [  # equal bars fill the axes: a legend inside them has nowhere to go
+        {"model": f"m{i}", "macro_mae": 2.0, "mae": 2.0, "subset_win_rate": 0.95, "instance_win_rate": 0.9}
+        for i in range(4)
+    ]
+    plots.plot_leaderboard(board, tmp_path / "board.png")
+    fig = closed[-1]
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        legend = ax.get_legend().get_window_extent(renderer)
+        bars = [p.get_window_extent(renderer) for p in ax.patches]
+        assert bars and not any(legend.overlaps(b) for b in bars)
+    row = {"model": "m", "mae": 1.0, "accuracy": 0.5, "confusion_matrix": [[3, 1, 0, 0, 0]] + [[0, 0, 2, 0, 0]] * 4}
+    plots.plot_confusion(row, tmp_path / "cm.png")
+    colour_bar = closed[-1].axes[-1]
+    ticks = [t for t in colour_bar.get_yticks() if colour_bar.get_ylim()[0] <= t <= colour_bar.get_ylim()[1]]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
