@@ -53,6 +53,7 @@ def rollout(
     noise: float = 0.0,
     stop_at_progress: float | None = None,
     tail: int = 6,
+    size: tuple[int, int] = SIZE,
 ) -> dict:
     """Run one episode; returns frames per camera, states, actions, success and partial progress."""
     import gymnasium as gym
@@ -65,8 +66,8 @@ def rollout(
         env_name=env_name,
         seed=seed,
         render_mode="rgb_array",
-        width=SIZE[0],
-        height=SIZE[1],
+        width=size[0],
+        height=size[1],
         camera_name=cameras[0],
     )
     obs, _ = env.reset(seed=seed)
