@@ -580,6 +580,8 @@ def annotate(
             typer.echo(f"{name}: {run.scored} scored, {run.reused} reused, {run.failed} failed")
         for path in result.files:
             typer.echo(f"wrote {path}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     raise typer.Exit(1 if result.failed else 0)
 
 

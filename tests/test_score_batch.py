@@ -37,27 +37,26 @@ def clips(tmp_path_factory) -> Path:
     return root
 
 
-def _built_dataset(root: Path, names: list[str], *, bad: str | None = None) -> Path:
-    """A built dataset (videofolder layout, metadata.jsonl, a card with features) of generated clips."""
+def _built_dataset(root: Path, splits: dict[str, list[str]], *, bad: str | None = None) -> Path:
+    """A built dataset (videofolder layout, metadata.jsonl per split, a card with features) of generated clips."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    split = root / "test"
-    split.mkdir(parents=True)
-    with open(split / "metadata.jsonl", "w") as fh:
-        for i, name in enumerate(names):
-            (split / name).parent.mkdir(parents=True, exist_ok=True)
-            if name == bad:
-                (split / name).write_bytes(b"not a video")
-            else:
-                write_video(split / name, make_frames(10, 32, 48, seed=i), fps=10)
-            row = {"file_name": name, "task": f"task {i % 2}", "reward": 1 + i % 5, "episode_id": f"ep{i}"}
-            fh.write(json.dumps({**row, "gpt5_mini_check": "ok"}) + "\n")
+    for split, names in splits.items():
+        (root / split).mkdir(parents=True)
+        with open(root / split / "metadata.jsonl", "w") as fh:
+            for i, name in enumerate(names):
+                (root / split / name).parent.mkdir(parents=True, exist_ok=True)
+                if name == bad:
+                    (root / split / name).write_bytes(b"not a video")
+                else:
+                    write_video(root / split / name, make_frames(10, 32, 48, seed=i), fps=10)
+                row = {"file_name": name, "task": f"task {i % 2}", "reward": 1 + i % 5, "episode_id": f"ep{i}"}
+                fh.write(json.dumps({**row, "gpt5_mini_check": "ok"}) + "\n")
     features = [{"name": "video", "dtype": "video"}, {"name": "task", "dtype": "string"}]
+    files = [{"split": s, "path": f"{s}/**"} for s in splits]
     data = DatasetCardData(
         license="other",
-        configs=[
-            {"config_name": "default", "data_files": [{"split": "test", "path": "test/**"}], "features": features}
-        ],
+        configs=[{"config_name": "default", "data_files": files, "features": features}],
         dataset_info={"features": [dict(f) for f in features]},
     )
     DatasetCard.from_template(data, template_str="---\n{{ card_data }}\n---\n# a dataset\n").save(root / "README.md")
@@ -151,7 +150,7 @@ def test_inputs_built_dataset_are_keyed_like_eval(tmp_path):
     from roboreward.dataset import read_split
     from roboreward.evaluation import example_keys
 
-    root = _built_dataset(tmp_path / "ds", ["s1/a.mp4", "s2/b.mp4", "s1/c.mp4"])
+    root = _built_dataset(tmp_path / "ds", {"test": ["s1/a.mp4", "s2/b.mp4", "s1/c.mp4"]})
     items, kind = collect_items([str(root)], split="test")
     assert kind == "dataset" and [i.key for i in items] == example_keys(read_split(root, "test"))
     assert items[1].fields == {"file_name": "s2/b.mp4", "task": "task 1", "subset": "s2", "reward": 2}
@@ -247,7 +246,7 @@ def test_score_cli_folder_resumes_and_writes_parquet(clips, tmp_path, tiny_qwen3
 
 
 def test_score_cli_dataset_split_and_manifest(tmp_path, tiny_qwen3_vl):
-    root = _built_dataset(tmp_path / "ds", ["s1/a.mp4", "s2/b.mp4"])
+    root = _built_dataset(tmp_path / "ds", {"test": ["s1/a.mp4", "s2/b.mp4"]})
     out = tmp_path / "preds.jsonl"
     result = CliRunner().invoke(app, ["-q", "score", str(root), "-m", str(tiny_qwen3_vl), *TINY, "--out", str(out)])
     assert result.exit_code == 0 and result.output == "", result.output  # -q: no summary
@@ -305,7 +304,7 @@ def test_annotate_built_dataset_adds_columns(tmp_path, tiny_qwen3_vl):
 
     from roboreward.dataset import read_split
 
-    root = _built_dataset(tmp_path / "ds", ["s1/a.mp4", "s2/bad.mp4", "s1/c.mp4"], bad="s2/bad.mp4")
+    root = _built_dataset(tmp_path / "ds", {"test": ["s1/a.mp4", "s2/bad.mp4", "s1/c.mp4"]}, bad="s2/bad.mp4")
     before = [json.loads(x) for x in (root / "test" / "metadata.jsonl").read_text().splitlines()]
     result = CliRunner().invoke(app, ["annotate", str(root), "-m", str(tiny_qwen3_vl), *TINY])
     assert result.exit_code == 1 and "test: 2 scored, 0 reused, 1 failed" in result.output
@@ -368,3 +367,25 @@ def test_write_parquet_keeps_every_column(tmp_path):
     with pytest.raises(ValueError, match="t2.parquet: the rows cannot form one table"):
         write_parquet([{"a": 1}, {"a": "x"}], tmp_path / "t2.parquet")
     assert not (tmp_path / "t2.parquet").exists()
+
+
+def test_annotated_dataset_loads_with_datasets(tmp_path, tiny_qwen3_vl):
+    """datasets infers each metadata file's column types: every split needs the reward columns, filled."""
+    from datasets import load_dataset
+
+    from roboreward.scoring import load_scorer
+    from roboreward.scoring.annotate import annotate_dataset
+
+    root = _built_dataset(tmp_path / "ds", {"train": ["s1/a.mp4", "s2/b.mp4"], "test": ["s1/c.mp4"]})
+    scorer = load_scorer(str(tiny_qwen3_vl), max_frames=2)
+    partial = annotate_dataset(root, scorer, splits=["test"], show_progress=False)
+    assert partial.warnings and "['train'] have no pred_* rewards yet" in partial.warnings[0]
+    train = [json.loads(x) for x in (root / "train" / "metadata.jsonl").read_text().splitlines()]
+    assert all(r["pred_score"] is None for r in train)
+    full = annotate_dataset(root, scorer, show_progress=False)
+    assert not full.warnings and full.runs["test"].reused == 1 and full.runs["train"].scored == 2
+    ds = load_dataset(str(root))
+    assert ds["train"].features["pred_score"].dtype == "int64" and ds["test"].features["pred_p5"].dtype == "float64"
+    assert ds["test"][0]["pred_score"] in range(1, 6) and ds["train"][1]["task"] == "task 1"
+    with pytest.raises(ValueError, match=r"no split\(s\) \['val'\]"):
+        annotate_dataset(root, scorer, splits=["val"], show_progress=False)

@@ -52,6 +52,7 @@ class AnnotateResult:
 
     files: list[Path] = field(default_factory=list)
     runs: dict[str, BatchRun] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -188,9 +189,15 @@ def annotate_dataset(
     batch_size: int = 8,
     show_progress: bool = True,
 ) -> AnnotateResult:
-    """Score every row of the ``splits`` (default: all) of a built dataset and add the reward columns."""
-    from roboreward.dataset import available_splits, read_split, split_dir
-    from roboreward.dataset.reader import iter_metadata
+    """Score every row of the ``splits`` (default: all) of a built dataset and add the reward columns.
+
+    Every split gets the columns (``datasets`` wants one set of columns across a folder's metadata files): the
+    splits not scored keep the values an earlier run gave them, or ``None`` (then ``warnings`` says that
+    ``datasets.load_dataset`` will refuse the folder until those splits are annotated too). The metadata files
+    are rewritten only after all scoring finished, so a run that stops leaves them as they were (a re-run resumes
+    the scoring).
+    """
+    from roboreward.dataset import available_splits, iter_metadata, read_split, split_dir
     from roboreward.evaluation import example_keys
     from roboreward.scoring.inputs import dataset_items
 
@@ -198,31 +205,41 @@ def annotate_dataset(
     if not prefix.replace("_", "").isalnum() or not prefix.isascii():
         raise ValueError(f"prefix {prefix!r}: use letters, digits and underscores (e.g. pred_)")
     columns = {**{f"{prefix}score": "int64"}, **{f"{prefix}{c}": "float64" for c in (*PROB_COLUMNS, "expected")}}
-    splits = list(splits or available_splits(root))
-    if not splits:
+    every = available_splits(root)
+    if not every:
         raise ValueError(f"{root}: not a built dataset (no <split>/metadata.jsonl)")
+    chosen = list(dict.fromkeys(splits or every))
+    unknown = [s for s in chosen if s not in every]
+    if unknown:
+        raise ValueError(f"{root}: no split(s) {unknown}; splits found: {every}")
     settings = scorer_settings(scorer)
     result = AnnotateResult()
-    for split in splits:
-        items = dataset_items(root, split)
-        work = root / ANNOTATE_WORK_DIR / f"{split}.{_slug(scorer)}.jsonl"
-        results = open_results(work, settings)
+    scored: dict[str, dict[str, dict[str, Any]]] = {}
+    for split in chosen:
+        results = open_results(root / ANNOTATE_WORK_DIR / f"{split}.{_slug(scorer)}.jsonl", settings)
         result.runs[split] = score_items(
             scorer,
-            items,
+            dataset_items(root, split),
             results,
             batch_size=batch_size,
             settings=settings,
             show_progress=show_progress,
             desc=f"annotating {split}",
         )
-        done = results.read()
+        scored[split] = results.read()
+    empty = []
+    for split in every:
         meta = split_dir(root, split) / "metadata.jsonl"
-        keys = example_keys(read_split(root, split, check_files=False))
         raw = [row for _, row in iter_metadata(meta)]
+        if split in scored:
+            keys = example_keys(read_split(root, split, check_files=False))
+            values = [reward_columns(scored[split].get(key), prefix) for key in keys]
+        else:
+            values = [{c: row.get(c) for c in columns} for row in raw]
+        if all(v[f"{prefix}score"] is None for v in values):
+            empty.append(split)
         rows = [
-            {**{k: v for k, v in row.items() if k not in columns}, **reward_columns(done.get(key), prefix)}
-            for key, row in zip(keys, raw, strict=True)
+            {**{k: v for k, v in row.items() if k not in columns}, **new} for row, new in zip(raw, values, strict=True)
         ]
         _write_metadata(meta, rows)
         result.files.append(meta)
@@ -230,4 +247,9 @@ def annotate_dataset(
     if readme.is_file():
         _annotate_card(readme, columns, prefix, settings)
         result.files.append(readme)
+    if empty:  # datasets infers each metadata file's column types and wants them equal across the folder
+        result.warnings.append(
+            f"split(s) {empty} have no {prefix}* rewards yet: datasets.load_dataset opens the folder once every "
+            "split has them (annotate without --split, or those splits too)"
+        )
     return result
