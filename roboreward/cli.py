@@ -328,11 +328,12 @@ def train_command(
     ] = None,
 ) -> None:
     """Train a reward model from a recipe YAML, with optional key=value overrides (e.g. max_steps=10)."""
+    from roboreward.dataset import DatasetFormatError
     from roboreward.training import RecipeError, overrides_to_argv, run
 
     try:
         run(["--config", str(config), *overrides_to_argv(overrides or [])], script=script)
-    except RecipeError as exc:
+    except (RecipeError, DatasetFormatError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -444,3 +444,23 @@ def test_tiny_model_learns_an_obvious_visual_label(tiny_model, tmp_path):
     assert np.abs(np.array([o.score for o in outs]) - refs).mean() == pytest.approx(info["eval_metrics"]["eval_mae"])
     expected_mae = float(np.abs(np.array([o.expected for o in outs]) - refs).mean())
     assert expected_mae == pytest.approx(info["eval_metrics"]["eval_mae_expected"], abs=1e-3)
+
+
+def test_push_to_hub_recipe_pushes_our_card_after_training(dataset, tiny_model, tmp_path, monkeypatch):
+    """``push_to_hub: true``: Trainer's own push is off (offline it would fail creating the repo at start), and the
+    finished folder goes up once, after our card is written, with the card rendered for hub_model_id."""
+    from roboreward.training import hub
+
+    api = RecordingHfApi()
+    monkeypatch.setattr(hub, "HfApi", lambda token=None: api)
+    out = tmp_path / "pushed"
+    run(
+        ["--config", TINY, "--dataset_name", str(dataset), "--output_dir", str(out), "--max_steps", "1"]
+        + ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+        + ["--push_to_hub", "true", "--hub_model_id", "me/tiny-pushed"]
+    )
+    (commit,) = api.commits
+    assert commit["repo_id"] == "me/tiny-pushed" and api.repos[0]["repo_id"] == "me/tiny-pushed"
+    card = next(op for op in commit["operations"] if op.path_in_repo == "README.md").path_or_fileobj.decode()
+    assert 'RewardModel("me/tiny-pushed"' in card and "- roboreward" in card
+    assert json.loads((out / "run_info.json").read_text())["model_id"] == "me/tiny-pushed"
