@@ -8,6 +8,8 @@ in-memory frames (decode excluded: the model path only) and mp4 files (decode in
 eval`` does). Each example is a 20-frame 96x64 clip sampled at 2 fps up to 4 frames, with its own instruction.
 The tiny model has the real Qwen vocabulary, so the per-call fixed costs (processor, chat template, vision and
 text forward set-up) are real; only the layers are small. Target (issue 4): batched >= 3x one-at-a-time.
+``results file`` is ``roboreward score``'s many-videos path (``scoring.batch.score_to_files``: the same batches,
+each appended and fsynced to a resumable jsonl, a parquet at the end), to show what the bookkeeping costs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from common import append_section, markdown_table  # noqa: E402
 from conftest import make_frames  # noqa: E402
 
+from roboreward.sampling import FrameSampling  # noqa: E402
 from roboreward.scoring import load_scorer  # noqa: E402
 from roboreward.video import write_video  # noqa: E402
 
@@ -54,7 +57,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    scorer = load_scorer(f"tiny:{args.family}", fps=2.0, max_frames=4)
+    scorer = load_scorer(f"tiny:{args.family}", sampling=FrameSampling(fps=2.0, max_frames=4))
     frames = [make_frames(20, seed=i) for i in range(args.items)]
     tasks = [f"move object number {i} to the {['left', 'right', 'shelf', 'bin'][i % 4]}" for i in range(args.items)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
@@ -73,6 +76,19 @@ def main() -> None:
             rows.append([label, f"batch={b}", wb, cb, 1000 * wb / args.items, f"{w1 / wb:.1f}", f"{c1 / cb:.1f}"])
             diff = np.abs(np.array([s.probs for s in singles]) - np.array([o.probs for o in batched])).max()
             agree = max(agree, float(diff))
+    # the CLI's many-videos path: the same batches through the resumable results file (append + fsync per batch,
+    # parquet at the end); a fresh file per repeat so every run scores everything
+    from roboreward.scoring.batch import ScoreItem, score_to_files
+
+    scorer.batch_size = b = max(args.batch_sizes)
+    items = [ScoreItem(str(p), p, t) for p, t in zip(paths, tasks, strict=True)]
+    outs = iter(range(args.repeats))
+    wf, cf, files = timed(
+        lambda: score_to_files(scorer, items, tmp / f"results-{next(outs)}.jsonl", batch_size=b, show_progress=False),
+        args.repeats,
+    )
+    assert files.run.scored == args.items
+    rows.append(["mp4", f"results file, batch={b}", wf, cf, 1000 * wf / args.items, f"{w1 / wf:.1f}", f"{c1 / cf:.1f}"])
     table = markdown_table(
         ["input", "mode", "wall s", "CPU s", "ms / example (wall)", "speed-up (wall)", "speed-up (CPU)"], rows
     )
