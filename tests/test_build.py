@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from build_helpers import make_lerobot_v3, make_lerobot_v21, make_roboarena
 
-from roboreward.dataset import MANIFEST, REPORT, VideoFormat, available_splits, build_dataset, read_split
+from roboreward.dataset import MANIFEST, REPORT, VideoFormat, available_splits, build_dataset, read_split, split_dir
 from roboreward.dataset.split import check_no_leakage
 from roboreward.types import Example, RelabelResult
 
@@ -100,8 +100,9 @@ def test_sample_build_layout_labels_and_no_leakage(sample_build):
             f"_attempt_{[0.1, 0.3, 0.5, 0.7].index(c['clip_fraction']) + 1}_score_{c['reward']}.mp4"
         )
         assert c["reward"] == {0.1: 1, 0.3: 2, 0.5: 3, 0.7: 4}[c["clip_fraction"]]
-        full = probe(sample_build / split_of[c["episode_id"]] / originals[c["episode_id"]]["file_name"]).num_frames
-        clip = probe(sample_build / split_of[c["episode_id"]] / c["file_name"]).num_frames
+        sdir = split_dir(sample_build, split_of[c["episode_id"]])  # val/ holds the validation split
+        full = probe(sdir / originals[c["episode_id"]]["file_name"]).num_frames
+        clip = probe(sdir / c["file_name"]).num_frames
         assert clip == max(1, round(full * c["clip_fraction"]))
     card = (sample_build / "README.md").read_text()
     assert "configs:" in card and "| robo_arena |" in card and "hf upload" in card

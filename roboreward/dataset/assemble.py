@@ -17,7 +17,7 @@ from typing import Any
 from roboreward.atomic import atomic_open, atomic_path, atomic_write_text
 from roboreward.dataset.card import FEATURES, dataset_card
 from roboreward.dataset.plan import BUILD_DIR, FORMAT_VERSION, MANIFEST
-from roboreward.dataset.reader import SPLITS
+from roboreward.dataset.reader import SPLITS, split_folder
 from roboreward.dataset.split import check_no_leakage
 from roboreward.types import COLUMNS
 
@@ -113,7 +113,7 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict) -> di
                     column.clear()
 
         for split in SPLITS:
-            sdir = out / split
+            sdir = out / split_folder(split)
             if not counts[split].examples:
                 if sdir.is_dir():
                     shutil.rmtree(sdir)
@@ -215,7 +215,8 @@ def assemble_parts(out: Path, parts: Sequence[Path]) -> dict:
             result = json.loads(marker.read_text(encoding="utf-8"))
             for ep in result["episodes"]:
                 for name, (size, _) in ep["files"].items():
-                    src, dst = part / ep["split"] / name, out / ep["split"] / name
+                    folder = split_folder(ep["split"])
+                    src, dst = part / folder / name, out / folder / name
                     if dst.is_file() and dst.stat().st_size == size and os.path.samefile(src, dst):
                         continue
                     _link_or_copy(src, dst, tmp)

@@ -44,6 +44,7 @@ def dataset_card(report: dict) -> str:
     offline) through huggingface_hub's :class:`~huggingface_hub.DatasetCardData`, then the counts and provenance."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
+    from roboreward.dataset.reader import split_folder
     from roboreward.rubric import RUBRIC, SCORE_NAMES
 
     splits = report["splits"]
@@ -56,7 +57,7 @@ def dataset_card(report: dict) -> str:
         configs=[
             {
                 "config_name": "default",
-                "data_files": [{"split": s, "path": f"{s}/**"} for s in splits],
+                "data_files": [{"split": s, "path": f"{split_folder(s)}/**"} for s in splits],
                 "features": features,
             }
         ],

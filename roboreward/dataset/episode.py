@@ -12,6 +12,7 @@ import numpy as np
 from roboreward.atomic import atomic_copy
 from roboreward.dataset.clip import clip_file_name, clip_length, encode_prefixes
 from roboreward.dataset.media import FrameSource, VideoFormat, count_packets, file_record, remux_segment, transcode
+from roboreward.dataset.reader import split_folder
 from roboreward.sources import EpisodeRef, ReaderOptions, SourceError, load_episode, slug
 from roboreward.types import COLUMNS, Episode, Example, RelabelResult, VideoSegment
 from roboreward.video import (
@@ -109,7 +110,7 @@ def process_episode(
     """
     options = settings.options
     episode = load_episode(ref, options)
-    sdir = out / split
+    sdir = out / split_folder(split)
     stem = slug(episode.id)
     source = slug(episode.source)
     rel = f"{source}/{stem}.mp4"

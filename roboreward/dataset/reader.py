@@ -24,10 +24,12 @@ from roboreward.types import Example
 DEFAULT_REPO = "teetone/RoboReward"
 REQUIRED_COLUMNS: tuple[str, ...] = ("file_name", "task", "reward")
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
+#: The folder each split is written to: the release's names (``val/``, which peers' loaders look for).
+SPLIT_FOLDERS: dict[str, str] = {"train": "train", "validation": "val", "test": "test"}
 #: Folder names accepted for each split (canonical name first).
 SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
     "train": ("train",),
-    "validation": ("validation", "val", "valid"),
+    "validation": ("val", "validation", "valid"),
     "test": ("test",),
 }
 
@@ -82,6 +84,11 @@ def resolve_dataset(
     for s in splits or SPLITS:
         patterns += [f"{alias}/**" for alias in SPLIT_ALIASES.get(s, (s,))]
     return Path(snapshot_download(str(path_or_repo), repo_type="dataset", revision=revision, allow_patterns=patterns))
+
+
+def split_folder(split: str) -> str:
+    """The folder ``split`` is written to (:data:`SPLIT_FOLDERS`; other names as they are)."""
+    return SPLIT_FOLDERS.get(split, split)
 
 
 def split_dir(root: str | os.PathLike, split: str) -> Path:

@@ -22,6 +22,7 @@ from roboreward.atomic import TMP_PREFIX, atomic_write_text
 from roboreward.dataset.episode import Relabeler, error_field, process_episode
 from roboreward.dataset.media import sha256_file
 from roboreward.dataset.plan import ShardTask, shard_path
+from roboreward.dataset.reader import split_folder
 from roboreward.sources import EpisodeRef, SourceError, slug
 from roboreward.video import is_environment_error
 
@@ -70,7 +71,7 @@ def run_shard(task: ShardTask, relabeler: Relabeler | None = None, stop: threadi
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # bad input: record it, remove partial files, go on
-            _remove_episode_files(out / split / slug(ref.source), slug(ref.id))
+            _remove_episode_files(out / split_folder(split) / slug(ref.source), slug(ref.id))
             if environment_fault(exc, out):
                 raise BuildEnvironmentError(
                     f"shard {task.index}, episode {ref.id}: {type(exc).__name__}: {str(exc)[:300]} -- an environment "
@@ -97,7 +98,7 @@ def marker_ok(out: Path, marker: Path, *, checksum: bool = True) -> bool:
         result = json.loads(marker.read_text(encoding="utf-8"))
         for ep in result["episodes"]:
             for name, (size, sha) in ep["files"].items():
-                path = out / ep["split"] / name
+                path = out / split_folder(ep["split"]) / name
                 if not path.is_file() or path.stat().st_size != size:
                     return False
                 if checksum and sha256_file(path) != sha:
