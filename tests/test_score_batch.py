@@ -193,9 +193,7 @@ def test_score_items_stops_when_everything_fails_and_loads_lazily(tmp_path):
         def load():
             loaded.append(i)
             if i == 1:
-                from roboreward.sources import SourceError
-
-                raise SourceError(f"ep{i}", "video", "missing")
+                raise OSError(f"episode {i}: parquet file missing")
             return f"v{i}.mp4", "open"
 
         return load
@@ -203,7 +201,8 @@ def test_score_items_stops_when_everything_fails_and_loads_lazily(tmp_path):
     lazy = [ScoreItem(f"e{i}", load=loader(i)) for i in range(3)]
     results = ResultsFile(tmp_path / "lazy.jsonl")
     run = score_items(CountingScorer(), lazy, results, batch_size=2, show_progress=False)
-    assert loaded == [0, 1, 2] and (run.scored, run.failed) == (2, 1) and run.errors[0]["kind"] == "episode"
+    assert loaded == [0, 1, 2] and (run.scored, run.failed) == (2, 1)
+    assert run.errors == [{"key": "e1", "error": "episode 1: parquet file missing", "kind": "episode"}]
     bad = [ScoreItem(f"b{i}", f"bad{i}.mp4", "x") for i in range(6)]
     with pytest.raises(ScoringError, match="4 items in a row failed"):
         score_items(

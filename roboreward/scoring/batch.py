@@ -67,11 +67,14 @@ def result_row(item: ScoreItem, out: RewardOutput, model: str, settings: dict[st
     }
 
 
+class _LoadFailed(Exception):
+    """An item's ``load`` raised (kept as the item's outcome: kind ``episode``)."""
+
+
 def _error_kind(exc: BaseException) -> str:
-    from roboreward.sources import SourceError
     from roboreward.video import VideoDecodeError
 
-    if isinstance(exc, SourceError):
+    if isinstance(exc, _LoadFailed):
         return "episode"
     return "video" if isinstance(exc, VideoDecodeError) else "scorer"
 
@@ -85,7 +88,7 @@ def _materialise(items: Sequence[ScoreItem]) -> list[tuple[VideoInput, str] | Ba
         try:
             out.append(item.load())
         except Exception as exc:  # a bad episode costs its own row only
-            out.append(exc)
+            out.append(_LoadFailed(str(exc)))
     return out
 
 
@@ -129,9 +132,11 @@ def score_items(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     keys = [it.key for it in items]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"key {dup!r} appears more than once: every item needs its own key")
+    seen: set[str] = set()
+    for k in keys:
+        if k in seen:
+            raise ValueError(f"key {k!r} appears more than once: every item needs its own key")
+        seen.add(k)
     name = str(getattr(scorer, "name", "") or type(scorer).__name__)
     settings = settings or {}
     done = results.open_for_append()
