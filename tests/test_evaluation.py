@@ -238,6 +238,9 @@ def test_runner_on_the_bundled_sample_dataset(tmp_path, tiny_qwen3_vl, tiny_qwen
     assert result.exit_code == 0, result.output
     rows = read_split(built, "test")
     assert len({r.subset for r in rows}) >= 2 and len({r.reward for r in rows}) >= 3
+    # the validation split is written as the release's val/ folder (and read under its name)
+    assert (built / "val" / "metadata.jsonl").is_file() and not (built / "validation").exists()
+    assert read_split(built, "validation")[0].video_path.is_relative_to(built / "val")
     out = tmp_path / "results"
     args = ["eval", "--dataset", str(built), "--out", str(out), "--model", f"tiny={tiny_qwen3_vl}"]
     result = CliRunner().invoke(app, [*args, "--model", f"tiny25={tiny_qwen2_5_vl}", "--num-frames", "2"])

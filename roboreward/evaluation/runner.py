@@ -178,7 +178,7 @@ def _compared(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The keys a reuse or an append must agree on: every recorded setting but a name or path; a model identity
     that cannot be known yet (a Hub model not downloaded) is not compared."""
     keys = [k for k in dict.fromkeys([*new, *old]) if k not in _NOT_COMPARED]
-    return [k for k in keys if not (k in _MODEL_IDENTITY and new.get(k) is None and k not in old)] if old else keys
+    return [k for k in keys if not (k in _MODEL_IDENTITY and new.get(k) is None)]
 
 
 def _helm_rows(rows: list[Example], protocol: EvalProtocol) -> list[Example]:
