@@ -292,8 +292,13 @@ def test_annotate_lerobot_writes_a_parquet_keyed_by_episode(tmp_path, tiny_qwen3
         assert row["expected"] == pytest.approx(sum(k * p for k, p in zip(range(1, 6), probs, strict=True)))
         assert row["task"] and row["max_frames"] == 4 and row["min_frames"] == 2
     assert json.loads(table.schema.metadata[b"roboreward"])["scorer"] == "RewardModel"
+    assert set(table.column("camera").to_pylist()) == {"observation.images.corner"}  # the first non-wrist view
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and f"0 scored, {len(episodes)} reused" in again.output
+    gripper = CliRunner().invoke(app, [*args, "--camera", "gripper"])  # another view: its own file, never mixed
+    assert gripper.exit_code == 0 and f"{len(episodes)} scored, 0 reused" in gripper.output
+    other = pq.read_table(path.with_name(f"{tiny_qwen3_vl.name}.gripper.parquet"))
+    assert set(other.column("camera").to_pylist()) == {"observation.images.gripper"}
     not_lerobot = CliRunner().invoke(app, ["annotate", str(tmp_path / "missing"), "-m", "tiny"])
     assert not_lerobot.exit_code == 1 and "no such dataset folder" in not_lerobot.output
 

@@ -1,9 +1,9 @@
 """Write episode rewards back into datasets (``roboreward annotate``).
 
 * A **LeRobot** dataset (v2.1 / v3.0 root with ``meta/info.json``) gets a parquet beside it, one row per episode
-  keyed by ``episode_index``: ``task``, ``score``, ``p1``..``p5``, ``expected``, ``parsed``, the model and the
-  frame sampling (the full scorer settings are in the parquet's schema metadata, key ``roboreward``). Default
-  ``<root>/meta/rewards/<model>.parquet``, the dataset itself is not touched.
+  keyed by ``episode_index``: ``task``, ``camera``, ``score``, ``p1``..``p5``, ``expected``, ``parsed``, the model
+  and the frame sampling (the full scorer settings are in the parquet's schema metadata, key ``roboreward``).
+  Default ``<root>/meta/rewards/<model>[.<camera>].parquet``, the dataset itself is not touched.
 * A **built** RoboReward dataset gets new columns in every ``<split>/metadata.jsonl`` (``<prefix>score``,
   ``<prefix>p1``..``<prefix>p5``, ``<prefix>expected``; ``None`` where a video failed) and those columns in its
   card's features, with the settings in the card header (``roboreward_annotations``). A re-run of ``roboreward
@@ -33,6 +33,7 @@ PROB_COLUMNS: tuple[str, ...] = tuple(f"p{s}" for s in SCORES)
 LEROBOT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("episode_index", "int64"),
     ("task", "string"),
+    ("camera", "string"),
     ("score", "int64"),
     *((c, "double") for c in PROB_COLUMNS),
     ("expected", "double"),
@@ -98,7 +99,7 @@ def _lerobot_items(root: Path, camera: str | None) -> list[ScoreItem]:
 
         def load(ref: Any = ref, item: ScoreItem = item) -> tuple[VideoInput, str]:
             episode = load_episode(ref, options)
-            item.fields["task"] = episode.instruction
+            item.fields.update(task=episode.instruction, camera=episode.meta.get("camera"))
             video = episode.video
             return (Frames(video, episode.fps) if is_frames(video) else video), episode.instruction
 
@@ -121,11 +122,14 @@ def annotate_lerobot(
     root = Path(root)
     if not is_lerobot(root):
         raise ValueError(f"{root}: not a LeRobot dataset root (no meta/info.json)")
-    parquet = Path(out) if out is not None else root / "meta" / "rewards" / f"{_slug(scorer)}.parquet"
+    from roboreward.evaluation import model_slug
+
+    name = _slug(scorer) + (f".{model_slug(camera)}" if camera else "")
+    parquet = Path(out) if out is not None else root / "meta" / "rewards" / f"{name}.parquet"
     if parquet.suffix != ".parquet":
         raise ValueError(f"{parquet}: the output must be a .parquet file")
-    settings = scorer_settings(scorer)
-    results = open_results(parquet.with_suffix(".jsonl"), settings)
+    settings = {**scorer_settings(scorer), "camera": camera}
+    results = open_results(parquet.with_suffix(".jsonl"), settings, (*SAMPLING_KEYS, "camera"))
     items = _lerobot_items(root, camera)
     run = score_items(scorer, items, results, batch_size=batch_size, settings=settings, show_progress=show_progress)
     done = results.read()
@@ -138,6 +142,7 @@ def annotate_lerobot(
             {
                 "episode_index": int(row["episode_index"]),
                 "task": row.get("task"),
+                "camera": row.get("camera"),
                 **reward_columns(row),
                 "parsed": row.get("parsed"),
                 "model": row.get("model"),

@@ -209,14 +209,15 @@ def write_parquet(
     return path
 
 
-def open_results(path: str | os.PathLike, settings: dict[str, Any]) -> Any:
+def open_results(path: str | os.PathLike, settings: dict[str, Any], keys: Sequence[str] = SAMPLING_KEYS) -> Any:
     """The :class:`~roboreward.evaluation.results.ResultsFile` at ``path``, repaired after a kill, refusing
-    (``SettingsMismatchError``) when its rows were made with another frame sampling; records ``settings``."""
+    (``SettingsMismatchError``) when its rows were made with other ``settings`` (compared on ``keys``: the frame
+    sampling); records ``settings``."""
     from roboreward.evaluation import ResultsFile
 
     results = ResultsFile(path)
     done = results.open_for_append()
-    results.check_settings(settings, SAMPLING_KEYS, has_rows=bool(done))
+    results.check_settings(settings, keys, has_rows=bool(done))
     return results
 
 
