@@ -632,3 +632,23 @@ def test_leaderboard_plot_legends_clear_of_bars_and_integer_colour_bar(tmp_path,
     colour_bar = closed[-1].axes[-1]
     ticks = [t for t in colour_bar.get_yticks() if colour_bar.get_ylim()[0] <= t <= colour_bar.get_ylim()[1]]
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_protocol_settings_full_video_and_refusals():
+    from roboreward.evaluation.protocols import EvalProtocol, make_protocol
+
+    ours = EvalProtocol(max_frames="all")
+    assert len(ours.sampling().indices(300, 10.0)) == 60  # a 30 s clip at 2 fps: every sampled frame, no cap of 8
+    assert len(EvalProtocol().sampling().indices(300, 10.0)) == 8
+    assert ours.settings()["max_frames"] == "all" and ours.settings()["message_order"] == "video,text"
+    helm = make_protocol("helm", max_frames="ALL", fps=1)
+    assert helm.video_processor_kwargs() == {"fps": 1.0, "max_frames": 1_000_000}
+    assert make_protocol("helm").video_processor_kwargs() == {}  # the checkpoint's own video processor settings
+    s = make_protocol("helm", robo_arena_instances="all").settings()
+    assert s["robo_arena_instances"] is None and s["decoding"].startswith("generate") and s["max_new_tokens"] == 5000
+    with pytest.raises(ValueError, match="not part of HELM"):
+        EvalProtocol("helm", num_frames=4)
+    with pytest.raises(ValueError, match="positive integer or 'all'"):
+        EvalProtocol(max_frames="many")
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        EvalProtocol("vlmeval")
