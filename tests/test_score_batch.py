@@ -156,6 +156,8 @@ def test_inputs_built_dataset_are_keyed_like_eval(tmp_path):
     assert items[1].fields == {"file_name": "s2/b.mp4", "task": "task 1", "subset": "s2", "reward": 2}
     with pytest.raises(ValueError, match="no split 'train'"):
         collect_items([str(root)], split="train")
+    with pytest.raises(InputError, match="is a LeRobot dataset: score its episodes with `roboreward annotate"):
+        collect_items([str(SAMPLE_LEROBOT / "metaworld_sawyer")])
 
 
 # ------------------------------------------------------------------------------------------------- batch loop

@@ -167,6 +167,8 @@ def collect_items(
         return manifest_items(first, instruction)[:limit], "manifest"
     if len(inputs) == 1 and instruction is None and is_dataset(first):
         return dataset_items(first, split, limit), "dataset"
+    if len(inputs) == 1 and instruction is None and (first / "meta" / "info.json").is_file():
+        raise InputError(f"{first} is a LeRobot dataset: score its episodes with `roboreward annotate {first}`")
     paths = expand_videos(inputs)
     if instruction is None:
         raise InputError(f"give the instruction the videos are judged against (after {inputs[-1]!r})")
