@@ -366,7 +366,7 @@ def push_command(
     try:
         results = eval_results_from_leaderboard(eval_results, eval_model) if eval_results is not None else []
         if dry_run:
-            card = render_model_card({**read_run_info(folder), "model_id": repo_id}, eval_results=results)
+            card = render_model_card({**read_run_info(folder), "model_id": repo_id}, eval_results=results, hub=True)
             typer.echo("\n".join([*push_files(folder), "README.md"]))
             typer.echo(str(card))
             return

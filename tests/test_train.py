@@ -340,9 +340,13 @@ class RecordingHfApi:
     def __init__(self) -> None:
         self.repos: list[dict] = []
         self.commits: list[dict] = []
+        self.branches: list[dict] = []
 
     def create_repo(self, repo_id, **kwargs):
         self.repos.append({"repo_id": repo_id, **kwargs})
+
+    def create_branch(self, repo_id, **kwargs):
+        self.branches.append({"repo_id": repo_id, **kwargs})
 
     def create_commit(self, repo_id, operations, **kwargs):
         self.commits.append({"repo_id": repo_id, "operations": list(operations), **kwargs})
@@ -371,10 +375,16 @@ def test_push_uploads_the_folder_and_our_card_with_eval_results(trained, dataset
     local_card = (trained / "README.md").read_text()
     api = RecordingHfApi()
     pushed = push_model(
-        trained, "me/roboreward-tiny", eval_results=eval_results_from_leaderboard(tmp_path / "eval"), api=api
+        trained,
+        "me/roboreward-tiny",
+        eval_results=eval_results_from_leaderboard(tmp_path / "eval"),
+        revision="v1",
+        api=api,
     )
+    assert api.branches == [{"repo_id": "me/roboreward-tiny", "branch": "v1", "exist_ok": True, "token": None}]
     assert api.repos == [{"repo_id": "me/roboreward-tiny", "private": None, "exist_ok": True, "token": None}]
     (commit,) = api.commits
+    assert commit["revision"] == "v1"
     files = sorted(op.path_in_repo for op in commit["operations"])
     assert files == sorted(pushed["files"])
     assert {"model.safetensors", "config.json", "processor_config.json", "run_info.json", "README.md"} <= set(files)
@@ -384,6 +394,7 @@ def test_push_uploads_the_folder_and_our_card_with_eval_results(trained, dataset
     card = ModelCard(card_op.path_or_fileobj.decode())
     assert 'RewardModel("me/roboreward-tiny", fps=2.0' in card.text
     assert card.data.model_name == "roboreward-tiny" and card.data.license == "apache-2.0"
+    assert card.data.base_model is None and "`tiny:qwen3_vl`" in card.text  # the Hub takes only repo ids there
     (mae,) = [r for r in card.data.eval_results if r.metric_type == "mae"]  # eval's replaces the run's own
     assert mae.metric_value == pytest.approx(board["models"][0]["mae"], abs=1e-4) and mae.dataset_split == "validation"
     assert mae.dataset_name == dataset.name

@@ -273,11 +273,12 @@ def usage_snippet(model_id: str, sampling: Mapping[str, Any]) -> str:
     )
 
 
-def card_data(info: Mapping[str, Any], extra_results: Sequence[EvalResult] = ()) -> ModelCardData:
+def card_data(info: Mapping[str, Any], extra_results: Sequence[EvalResult] = (), *, hub: bool = False) -> ModelCardData:
     """The card's YAML header: license, base model, datasets, pipeline tag, library, tags and ``model-index``.
 
     ``extra_results`` (from ``roboreward eval``) replace the run's own validation entries for the same dataset,
-    split and metric.
+    split and metric. ``hub``: a card for the Hub, whose metadata check accepts only repo ids as ``base_model``
+    (a ``tiny:`` spec or a local folder is then named in the text only).
     """
     dataset = info.get("dataset")
     own = eval_results(
@@ -288,7 +289,7 @@ def card_data(info: Mapping[str, Any], extra_results: Sequence[EvalResult] = ())
     results = [r for r in own if (r.dataset_type, r.dataset_split, r.metric_type) not in covered] + extra
     return ModelCardData(
         license=info.get("license") or None,
-        base_model=info.get("base_model"),
+        base_model=info.get("base_model") if not hub or is_repo_id(info.get("base_model")) else None,
         datasets=[dataset] if is_repo_id(dataset) else None,
         pipeline_tag=PIPELINE_TAG,
         library_name=LIBRARY_NAME,
@@ -302,8 +303,11 @@ def render_model_card(
     info: Mapping[str, Any],
     template: str | os.PathLike | None = None,
     eval_results: Sequence[EvalResult] = (),
+    *,
+    hub: bool = False,
 ) -> ModelCard:
-    """The card of a run (see :func:`build_run_info`), with extra ``model-index`` entries from ``eval_results``."""
+    """The card of a run (see :func:`build_run_info`), with extra ``model-index`` entries from ``eval_results``
+    (``hub``: metadata the Hub accepts, see :func:`card_data`)."""
     path = Path(template) if template is not None else DEFAULT_TEMPLATE
     if not path.is_file():
         raise FileNotFoundError(f"model card template {path} not found (pass template=)")
@@ -335,7 +339,7 @@ def render_model_card(
         "frozen_vision_parameters": f"{info.get('frozen_vision_parameters', 0):,}",
         "versions": ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()),
     }
-    data = card_data(info, eval_results)
+    data = card_data(info, eval_results, hub=hub)
     return ModelCard.from_template(data, template_str=path.read_text(encoding="utf-8"), **values)
 
 

@@ -65,9 +65,11 @@ def push_model(
     weights = [f for f in files if f.endswith(".safetensors") and "/" not in f.removeprefix("adapter/")]
     if not weights:
         raise FileNotFoundError(f"{root}: no model.safetensors (or adapter/) to push: did the run finish?")
-    card = str(render_model_card({**info, "model_id": repo_id}, template, eval_results))
+    card = str(render_model_card({**info, "model_id": repo_id}, template, eval_results, hub=True))
     api = api or HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, exist_ok=True, token=token)
     operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(root / f)) for f in files]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
     commit = api.create_commit(
