@@ -40,6 +40,7 @@ from roboreward.scoring.vlm import freeze_vision_tower, load_model, model_family
 from roboreward.training import (
     RUN_INFO,
     SKIP_LOG,
+    RecipeError,
     RewardCollator,
     RewardMetrics,
     RewardModelConfig,
@@ -170,4 +171,8 @@ if __name__ == "__main__":
     ################
     # Arguments: TrlParser((RewardScriptArguments, SFTConfig, RewardModelConfig)) over the YAML + CLI
     ################
-    main(*parse_args())
+    try:
+        args = parse_args()
+    except RecipeError as exc:  # an unknown or misspelt key, a missing recipe: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
+    main(*args)
