@@ -6,7 +6,7 @@ typer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -29,6 +29,7 @@ class _State:
     quiet: bool = False
     verbosity: int = 0
     silenced: bool = False
+    saved_env: dict[str, str | None] = field(default_factory=dict)
 
 
 _STATE = _State()
@@ -70,10 +71,13 @@ def _progress_bars(*, enabled: bool) -> None:
     import sys
 
     for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS"):
-        if enabled:
+        if not enabled:
+            _STATE.saved_env[name] = os.environ.get(name)
+            os.environ[name] = "1"
+        elif _STATE.saved_env.get(name) is None:
             os.environ.pop(name, None)
         else:
-            os.environ[name] = "1"
+            os.environ[name] = _STATE.saved_env[name]  # type: ignore[assignment]
     if "huggingface_hub" in sys.modules:
         from huggingface_hub import utils as hub_utils
 

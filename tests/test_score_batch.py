@@ -268,7 +268,16 @@ def test_cli_version_and_verbosity():
     assert result.exit_code == 0 and result.output.strip() == __version__
     help_text = CliRunner().invoke(app, ["score", "--help"]).output
     assert "default: 2.0" in help_text and "--batch-size" in help_text and "manifest" in help_text
+    import logging
+    import os
+
+    before = os.environ.get("TQDM_DISABLE")
     assert CliRunner().invoke(app, ["-vv", "version"]).exit_code == 0
+    assert logging.getLogger("roboreward").level == logging.DEBUG
+    assert CliRunner().invoke(app, ["-q", "version"]).exit_code == 0
+    assert logging.getLogger("roboreward").level == logging.ERROR and os.environ.get("TQDM_DISABLE") == "1"
+    assert CliRunner().invoke(app, ["version"]).exit_code == 0  # a later command without -q: bars back on
+    assert logging.getLogger("roboreward").level == logging.WARNING and os.environ.get("TQDM_DISABLE") == before
 
 
 # -------------------------------------------------------------------------------------------------- annotate
