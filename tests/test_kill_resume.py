@@ -374,11 +374,11 @@ def test_disk_full_stops_the_shard_unmarked_and_a_rerun_redoes_exactly_what_is_m
     reference = _build(small_source, tmp_path / "ref")
     real, calls = media._finish, []
 
-    def full_disk(container, stream):
+    def full_disk(container):
         calls.append(1)
         if len(calls) == 9:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(container, stream)
+        return real(container)
 
     monkeypatch.setattr(media, "_finish", full_disk)
     out = tmp_path / "out"

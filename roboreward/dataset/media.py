@@ -3,8 +3,9 @@
 When the source's packets already fit the format they are kept as they are (a file copied, a LeRobot v3 segment
 remuxed, any codec: ``add_stream_from_template(..., opaque=True)`` copies the decoder's parameters, so AV1 read by
 libdav1d is copied too). Otherwise one streaming pass decodes, resamples (uniform frame picks in time that keep
-the first and last frame; an area filter to the output size) and H.264-encodes the episode and all its clips
-together, one frame in memory at a time: a worker's memory does not grow with episode length or resolution.
+the first and last frame; an area filter to the output size) and H.264-encodes the episode, one frame in memory
+at a time: a worker's memory does not grow with episode length or resolution. The encoder uses no B-frames, so
+each clip (a prefix of the episode) is the first packets of that one encode, copied: no second encode.
 """
 
 from __future__ import annotations
@@ -236,24 +237,34 @@ def _transcode(
     tmp_dir: Path | None,
     decode_all: bool,
 ) -> tuple[int, int]:
+    """One encoder for the longest target; every shorter target (a clip: a prefix of it) receives copies of the
+    encoder's first packets. The encoder uses no B-frames, so packets come in frame order and any prefix of them
+    is a complete stream whose frames are exactly the first frames of the episode's video."""
     import av
 
     n_out = fmt.count(source.count, source.fps)
     lengths = [n_out if f is None else clip_length(n_out, f) for _, f in targets]
-    keep = keep_indices(source.count, n_out)
+    longest = max(range(len(targets)), key=lambda i: lengths[i])
+    keep = keep_indices(source.count, n_out)[: lengths[longest]]
     rate = fmt.rate(source.fps)
     width, height = fmt.frame_size(source.width, source.height)
     decoded = written = 0
     try:
         with contextlib.ExitStack() as files:
-            writers: list[Any] = []
-            for (path, _), n in zip(targets, lengths, strict=True):
-                tmp = files.enter_context(atomic_path(path, suffix=".mp4", tmp_dir=tmp_dir))
-                container = av.open(str(tmp), mode="w", format="mp4")
-                stream = container.add_stream("libx264", rate=rate)
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.codec_context.options = {"crf": str(fmt.crf), "preset": "veryfast", "threads": "1"}
-                writers.append([n, container, stream])
+            paths = [files.enter_context(atomic_path(path, suffix=".mp4", tmp_dir=tmp_dir)) for path, _ in targets]
+            main = files.enter_context(av.open(str(paths[longest]), mode="w", format="mp4"))
+            stream = main.add_stream("libx264", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.options = {"crf": str(fmt.crf), "preset": "veryfast", "threads": "1", "bf": "0"}
+            prefixes = [_Prefix(paths[i], lengths[i]) for i in range(len(targets)) if i != longest]
+
+            def mux(packets: Any) -> None:
+                for packet in packets:
+                    copy = (bytes(packet), packet.pts, packet.dts, packet.time_base, packet.is_keyframe)
+                    main.mux(packet)  # first: the stream's header (codec extradata) is set when it starts
+                    for prefix in prefixes:
+                        prefix.add(stream, *copy)
+
             for index, frame in enumerate(source.frames()):
                 decoded = index + 1
                 if (frame.width, frame.height) != (source.width, source.height):
@@ -265,20 +276,16 @@ def _transcode(
                     continue
                 out = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
                 out.pts, out.time_base = written, 1 / rate
-                for writer in writers:
-                    n, container, stream = writer
-                    if container is None or written >= n:
-                        continue
-                    for packet in stream.encode(out):
-                        container.mux(packet)
-                    if written + 1 == n:  # this target is complete: flush it now
-                        _finish(container, stream)
-                        writer[1] = None
+                mux(stream.encode(out))
                 written += 1
-                if not decode_all and all(w[1] is None for w in writers):
+                if written == len(keep) and not decode_all:
                     break
-            if written < n_out or (decode_all and decoded < source.count):
+            if written < len(keep) or (decode_all and decoded < source.count):
                 raise _ShortRead(decoded)
+            mux(stream.encode())
+            _finish(main)
+            for prefix in prefixes:
+                prefix.close()
     except (VideoDecodeError, _ShortRead):
         raise
     except Exception as exc:
@@ -288,9 +295,41 @@ def _transcode(
     return n_out, decoded
 
 
-def _finish(container: Any, stream: Any) -> None:
-    for packet in stream.encode():
-        container.mux(packet)
+class _Prefix:
+    """A clip written as the first ``n`` packets of the episode's encoder (stream copy, no second encode)."""
+
+    def __init__(self, path: Path, n: int) -> None:
+        self.path, self.n = path, n
+        self.container: Any = None
+        self.out: Any = None
+        self.count = 0
+
+    def add(self, template: Any, data: bytes, pts: int | None, dts: int | None, tb: Any, key: bool) -> None:
+        import av
+
+        if self.count >= self.n or pts is None or not data:
+            return
+        if self.container is None:
+            self.container = av.open(str(self.path), mode="w", format="mp4")
+            self.out = self.container.add_stream_from_template(template, opaque=True)
+        packet = av.Packet(data)
+        packet.pts, packet.dts, packet.time_base, packet.is_keyframe = pts, dts, tb, key
+        packet.stream = self.out
+        self.container.mux(packet)
+        self.count += 1
+        if self.count == self.n:
+            self.close()
+
+    def close(self) -> None:
+        if self.container is not None:
+            _finish(self.container)
+            self.container = None
+        if self.count != self.n:
+            raise VideoDecodeError(f"{self.path}: the encoder gave {self.count} of the clip's {self.n} frames")
+
+
+def _finish(container: Any) -> None:
+    """Close a written container (its trailer is written here: a full disk shows up now)."""
     container.close()
 
 
