@@ -575,6 +575,8 @@ def test_mean_voc_over_prefix_curves_of_successful_videos(dataset, tmp_path):
 
 
 def test_helm_api_model_gets_text_then_1fps_jpegs_and_is_parsed_helm_style(dataset, tmp_path):
+    import base64
+
     from openai_server import ChatServer
 
     from roboreward.evaluation.protocols import HelmLocalScorer
@@ -603,6 +605,16 @@ def test_helm_api_model_gets_text_then_1fps_jpegs_and_is_parsed_helm_style(datas
     assert row["per_subset_mae"]["robo_arena"] == pytest.approx((abs(9 - 1) + 4 + abs(5 - 5)) / 3)
     settings = json.loads((out / "predictions" / "api.settings.json").read_text())
     assert settings["scorer"] == "HelmApiScorer" and settings["protocol"] == "helm"
+    # a vllm: checkpoint gets the whole mp4 (the server's video processor samples it, as HELM's local client)
+    with ChatServer(handler) as server:
+        evaluate_models(
+            [f"qwen=vllm:reward-ckpt@{server.base_url}"], dataset=dataset, out_dir=tmp_path / "vllm", limit=1,
+            protocol="helm", show_progress=False,
+        )  # fmt: skip
+        parts = server.requests[0]["messages"][0]["content"]
+    assert [p["type"] for p in parts] == ["text", "video_url"]
+    sent = base64.b64decode(parts[1]["video_url"]["url"].split(",", 1)[1])
+    assert sent == (dataset / "test" / EXAMPLES[0][0]).read_bytes()
     # a local checkpoint is asked HELM's way too: [text, video file], nothing sampled by us
     messages = HelmLocalScorer.messages(type("S", (), {"template": None})(), "clip.mp4", "open the drawer")
     assert [c["type"] for c in messages[0]["content"]] == ["text", "video"]

@@ -269,8 +269,11 @@ def helm_jpeg_frames(video: str | os.PathLike, fps: int = helm.HELM_FRAMES_PER_S
 
 
 class HelmApiScorer:
-    """An OpenAI-compatible chat model asked as HELM asks models without video input: the prompt text, then the
-    1-fps JPEG frames as ``image_url`` parts; ``temperature=0``, ``max_tokens`` as HELM's run spec."""
+    """An OpenAI-compatible chat model asked HELM's way: the prompt text, then the video; ``temperature=0``,
+    ``max_tokens`` as HELM's run spec. ``video_mode="frames"`` (``openai:`` specs) sends the 1-fps JPEG frames
+    HELM gives models without video input; ``"video_url"`` (``vllm:`` specs: a Qwen-VL checkpoint behind
+    ``vllm serve``) sends the whole mp4 file, so the server's copy of the checkpoint's video processor samples it
+    as HELM's local client does."""
 
     def __init__(
         self,
@@ -285,9 +288,11 @@ class HelmApiScorer:
         concurrency: int = 4,
         template: str | None = None,
         extra_body: dict[str, Any] | None = None,
+        video_mode: str = "frames",
     ) -> None:
-        from roboreward.chat_client import ChatClient
+        from roboreward.chat_client import ChatClient, check_video_mode
 
+        self.video_mode = check_video_mode(video_mode)
         self.model, self.protocol, self.template = model, protocol, template
         self.extra_body = dict(extra_body or {})
         self.name = name or model
@@ -301,16 +306,21 @@ class HelmApiScorer:
             "scorer": "HelmApiScorer",
             "model": self.model,
             "base_url": self._chat.base_url,
+            "video_mode": self.video_mode,
             "temperature": 0.0,
             "custom_template": self.template is not None,
         }
 
     def request_body(self, video: str | os.PathLike, instruction: str) -> dict[str, Any]:
-        """HELM's request: ``[text, image, image, ...]``."""
+        """HELM's request: ``[text, image, image, ...]`` or ``[text, video_url]``."""
         from roboreward.chat_client import chat_body
 
         parts: list[dict[str, Any]] = [{"type": "text", "text": reward_prompt(instruction, self.template)}]
-        parts += [{"type": "image_url", "image_url": {"url": uri}} for uri in helm_jpeg_frames(video)]
+        if self.video_mode == "video_url":
+            data = base64.b64encode(Path(video).read_bytes()).decode("ascii")
+            parts.append({"type": "video_url", "video_url": {"url": f"data:video/mp4;base64,{data}"}})
+        else:
+            parts += [{"type": "image_url", "image_url": {"url": uri}} for uri in helm_jpeg_frames(video)]
         body = chat_body(
             self.model,
             [{"role": "user", "content": parts}],
@@ -350,17 +360,20 @@ def make_protocol(protocol: str | EvalProtocol = "roboreward", **options: Any) -
 
 def load_protocol_scorer(spec: str, protocol: EvalProtocol, **kwargs: Any) -> Any:
     """The scorer of ``spec`` under ``protocol``: :func:`roboreward.scoring.load_scorer` for ``roboreward``;
-    :class:`HelmApiScorer` (``openai:<model>@<url>``) or :class:`HelmLocalScorer` (a folder, Hub id, ``tiny``)
-    for ``helm``. ``kwargs``: ``batch_size`` and scorer options."""
+    :class:`HelmApiScorer` (``openai:<model>@<url>``: 1-fps frames; ``vllm:<model>@<url>``: the whole mp4) or
+    :class:`HelmLocalScorer` (a folder, Hub id, ``tiny``) for ``helm``. ``kwargs``: ``batch_size`` and scorer
+    options."""
     from roboreward.scoring import load_scorer, resolve_tiny
 
     if not protocol.is_helm:
         return load_scorer(spec, sampling=protocol.sampling(), **kwargs)
     kwargs.pop("batch_size", None)
-    if spec.startswith("openai:"):
-        model, sep, base_url = spec[len("openai:") :].partition("@")
+    scheme, colon, rest = spec.partition(":")
+    if colon and scheme in ("openai", "vllm"):
+        model, sep, base_url = rest.partition("@")
         if not model or (sep and not base_url):
-            raise ValueError(f"API scorer spec must be 'openai:<model>@<base_url>', got {spec!r}")
+            raise ValueError(f"API scorer spec must be '{scheme}:<model>@<base_url>', got {spec!r}")
+        kwargs.setdefault("video_mode", "video_url" if scheme == "vllm" else "frames")
         return HelmApiScorer(model, protocol=protocol, **({"base_url": base_url} if base_url else {}), **kwargs)
     tiny = resolve_tiny(spec)
     return HelmLocalScorer(tiny if tiny is not None else spec, protocol=protocol, name=spec, **kwargs)
