@@ -35,7 +35,8 @@ class InputError(ValueError):
 
 
 def _exists(arg: str) -> bool:
-    return Path(arg).expanduser().exists() or (glob.has_magic(arg) and bool(glob.glob(arg, recursive=True)))
+    pattern = os.path.expanduser(arg)
+    return Path(pattern).exists() or (glob.has_magic(arg) and bool(glob.glob(pattern, recursive=True)))
 
 
 def split_instruction(args: Sequence[str]) -> tuple[list[str], str | None]:
@@ -73,8 +74,7 @@ def expand_videos(inputs: Sequence[str]) -> list[Path]:
             out.append(path)
         else:
             raise InputError(f"{path}: no such video file")
-    seen: set[Path] = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+    return list(dict.fromkeys(out))
 
 
 def video_items(paths: Sequence[Path], instruction: str) -> list[ScoreItem]:
