@@ -197,6 +197,15 @@ def is_environment_error(exc: BaseException | None) -> bool:
     return False
 
 
+def _decode_error(video: VideoInput, exc: Exception) -> Exception:
+    """What to raise for ``exc`` met while decoding ``video``: ``exc`` itself when it is a
+    :class:`VideoDecodeError` or an environment error (:func:`is_environment_error`), else a
+    :class:`VideoDecodeError` naming the file."""
+    if isinstance(exc, VideoDecodeError) or is_environment_error(exc):
+        return exc
+    return VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})")
+
+
 def check_ends(video: str | Path) -> int:
     """Decode a video's first and last frames (a truncated or corrupt tail fails here, not in a training run);
     returns the number of frames decoded. Seeks to the last keyframe, so it decodes one GOP at most past the
@@ -226,12 +235,8 @@ def check_ends(video: str | Path) -> int:
             if tail == 0:
                 raise VideoDecodeError(f"{_label(video)}: the last frames do not decode")
             decoded += tail
-    except VideoDecodeError:
-        raise
     except Exception as exc:
-        if is_environment_error(exc):
-            raise
-        raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
+        raise _decode_error(video, exc) from None
     return decoded
 
 
@@ -365,24 +370,16 @@ def read_video(
             return SampledVideo(
                 frames=np.ascontiguousarray(frames), indices=idx, source_fps=src_fps, total_frames=total
             )
-        except VideoDecodeError:
-            raise
         except Exception as exc:
-            if is_environment_error(exc):
-                raise
-            raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
+            raise _decode_error(video, exc) from None
     info = probe(video)  # type: ignore[arg-type]
     idx = sample_indices(
         info.num_frames, info.fps, num_frames=num_frames, fps=fps, max_frames=max_frames, min_frames=min_frames
     )
     try:
         frames = _decode_pyav(_as_source(video), idx)
-    except VideoDecodeError:
-        raise
     except Exception as exc:
-        if is_environment_error(exc):
-            raise
-        raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
+        raise _decode_error(video, exc) from None
     if not frames:
         raise VideoDecodeError(f"{_label(video)}: video has no frames")
     return SampledVideo(frames=np.stack(frames), indices=idx, source_fps=info.fps, total_frames=info.num_frames)
@@ -428,9 +425,7 @@ def read_all_frames(video: str | Path | bytes) -> tuple[np.ndarray, float]:
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 10.0
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     except Exception as exc:
-        if is_environment_error(exc):
-            raise
-        raise VideoDecodeError(f"{_label(video)}: cannot decode video ({type(exc).__name__}: {exc})") from None
+        raise _decode_error(video, exc) from None
     if not frames:
         raise VideoDecodeError(f"{_label(video)}: video has no frames")
     return np.stack(frames), fps
