@@ -130,6 +130,13 @@ def test_vectorised_win_rates_match_loops(case):
         ([1, float("inf")], [1, 2], r"predictions\[1\] = inf is NaN or infinite"),
         ([1, 2.5], [1, 2], r"predictions\[1\] = 2.5 is not an integer"),
         ([1, "x"], [1, 2], r"predictions\[1\] = 'x' is not a number"),
+        ([1, "5"], [1, 2], r"predictions\[1\] = '5' is not a number"),  # strict: no string that converts
+        ([b"5", 2], [1, 2], r"predictions\[0\] = b'5' is not a number"),
+        ([1, True], [1, 2], r"predictions\[1\] = True is not a number"),
+        ([5 + 3j, 2], [1, 2], r"predictions\[0\] = \(5\+3j\) is not a number"),
+        (np.array([True, False]), [1, 2], r"predictions must hold numbers in 1..5 \(dtype bool\)"),
+        (np.array(["5", "4"]), [1, 2], r"predictions must hold numbers in 1..5 \(dtype <U1\)"),
+        ([1, 2], [1, "2"], r"references\[1\] = '2' is not a number"),
         ([1, 2, 3], [1, 2], "3 predictions but 2 references"),
         ([1, 2], [1, None], r"references\[1\] is None"),
         ([1, 2], [1, 9], r"references\[1\] = 9 is outside"),

@@ -5,8 +5,9 @@ VOC) are in :mod:`roboreward.evaluation.correlation`; HELM's own aggregation in 
 
 Predictions and references are scores 1..5. A prediction of ``None`` is a parse failure (a text answer with
 no ``ANSWER: <n>``): it counts at the maximum error, 4, as HELM does, is never exact or off-by-one correct,
-and is reported in ``parse_failures``. Anything else outside 1..5 (0, 6, 2.5, NaN, inf, strings) raises a
-``ValueError`` naming the position and value. References must all be valid.
+and is reported in ``parse_failures``. Anything else outside 1..5 (0, 6, 2.5, NaN, inf, strings such as ``"5"``,
+bytes, booleans, complex numbers) raises a ``ValueError`` naming the position and value. References must all be
+valid.
 
 Definitions (see DESIGN.md):
 
@@ -28,6 +29,8 @@ import numpy as np
 from roboreward.rubric import MAX_ERROR, SCORES
 
 NUM_SCORES = len(SCORES)
+#: Values that convert to a number but are not one: "5", b"5", True, 5+3j (refused, as the docs say).
+_NOT_SCORES = (str, bytes, bool, np.bool_, complex, np.complexfloating)
 
 
 def _as_scores(values: Any, what: str, *, allow_none: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +40,12 @@ def _as_scores(values: Any, what: str, *, allow_none: bool) -> tuple[np.ndarray,
     arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
     if arr.ndim != 1:
         raise ValueError(f"{what} must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind in "bUSc":  # booleans, strings, bytes, complex: not scores, even when they convert
+        raise ValueError(f"{what} must hold numbers in 1..5 (dtype {arr.dtype})")
+    if arr.dtype == object:
+        for i, v in enumerate(arr):
+            if isinstance(v, _NOT_SCORES):
+                raise ValueError(f"{what}[{i}] = {v!r} is not a number in 1..5")
     if arr.dtype != object and np.issubdtype(arr.dtype, np.integer):
         ints = arr.astype(np.int64)
         failed = np.zeros(len(ints), bool)
