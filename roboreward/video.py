@@ -2,7 +2,10 @@
 
 Decoding uses torchcodec (seek-based ``get_frames_at``) when it loads, otherwise PyAV (a packet index, then a
 seek to the keyframe before each sampled frame when that skips decoding). Both return the same frames and handle
-H.264 and AV1 (LeRobot datasets use AV1; OpenCV cannot decode it).
+H.264 and AV1 (LeRobot datasets use AV1; OpenCV cannot decode it). Also here, for every stage that reads videos:
+the pixel budget checked from the stream header (:func:`check_pixel_budget`), the first-and-last-frame check
+(:func:`check_ends`) and the rule telling environment errors from bad input (:func:`is_environment_error`).
+(Over 400 lines: two decoders with one error policy.)
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ libdav1d is copied too). Otherwise one streaming pass decodes, resamples (unifor
 the first and last frame; an area filter to the output size) and H.264-encodes the episode, one frame in memory
 at a time: a worker's memory does not grow with episode length or resolution. The encoder uses no B-frames, so
 each clip (a prefix of the episode) is the first packets of that one encode, copied: no second encode.
+
+(Over 400 lines: the format, the frame sources, the one-pass transcoder and the remuxer share the same
+timestamp, frame-count and error rules; split apart they would each restate them.)
 """
 
 from __future__ import annotations
