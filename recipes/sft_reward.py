@@ -33,6 +33,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from transformers import EarlyStoppingCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, get_peft_config
 
@@ -117,6 +118,9 @@ def main(script_args: RewardScriptArguments, training_args: SFTConfig, model_arg
         peft_config=peft_config,
         compute_metrics=RewardMetrics(score_ids, [r.subset for r in eval_rows]) if eval_rows else None,
         preprocess_logits_for_metrics=ScoreLogits(score_ids) if eval_rows else None,
+        callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)]
+        if script_args.early_stopping_patience and eval_rows
+        else None,
     )
     resume = training_args.resume_from_checkpoint or (get_last_checkpoint(str(out)) if out.is_dir() else None)
     if resume:

@@ -72,6 +72,13 @@ class RewardScriptArguments(ScriptArguments):
     model_license: str = field(
         default=DEFAULT_LICENSE, metadata={"help": "License of the trained model, written into its card."}
     )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop after this many evaluations without a better metric_for_best_model (transformers' "
+            "EarlyStoppingCallback; needs load_best_model_at_end). null: train for the whole schedule."
+        },
+    )
 
     def sampling(self) -> FrameSampling:
         """The frame sampling of the recipe (``video_num_frames`` wins over ``video_fps``)."""
