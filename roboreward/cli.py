@@ -288,8 +288,15 @@ def _build_error(exc: BaseException) -> NoReturn:
     from roboreward.lock import OutputLockedError
     from roboreward.video import is_environment_error
 
-    if isinstance(exc, BuildEnvironmentError | OutputLockedError) or is_environment_error(exc):
+    if isinstance(exc, BuildEnvironmentError | OutputLockedError):
         typer.echo(f"error: {str(exc)[:600]}", err=True)
+        raise typer.Exit(3) from None
+    if is_environment_error(exc):
+        typer.echo(
+            f"error: {type(exc).__name__}: {str(exc)[:300]} -- an environment error (disk, permissions, memory), not "
+            "bad input; what is finished is kept: fix it and re-run the same command to resume",
+            err=True,
+        )
         raise typer.Exit(3) from None
     if isinstance(exc, ValueError | FileNotFoundError | FileExistsError | NotADirectoryError):
         typer.echo(f"error: {str(exc)[:600]}", err=True)
