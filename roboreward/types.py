@@ -92,7 +92,8 @@ class Example:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], *, video_path: Path | None = None, where: str = "row") -> Example:
-        """An example from a metadata.jsonl row (``reward`` already checked to be 1..5 by the caller or not).
+        """An example from a metadata.jsonl row, as read (``reward`` is taken as it is: the dataset reader checks
+        it is 1..5 first).
 
         Missing optional columns get their defaults; string columns accept scalars (an int ``episode_id``
         becomes ``"3"``); a list or dict where a column wants a scalar raises ``ValueError`` naming ``where``.

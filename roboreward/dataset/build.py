@@ -216,12 +216,16 @@ def build_dataset(
             reused_episodes=sum(len(t.items) for t in mine) - sum(len(t.items) for t in pending),
         )
         if num_shards > 1:
+            built = skipped = 0
+            for t in mine:
+                result = json.loads(shard_path(out, t.index, t.key).read_text(encoding="utf-8"))
+                built, skipped = built + len(result["episodes"]), skipped + len(result["skipped"])
             return BuildSummary(
                 out=out,
                 counts={},
                 episodes_planned=sum(len(t.items) for t in mine),
-                episodes_built=sum(len(t.items) for t in pending),
-                episodes_skipped=0,
+                episodes_built=built,
+                episodes_skipped=skipped,
                 shards_total=len(mine),
                 shards_reused=reused,
                 seconds=time.perf_counter() - t_start,

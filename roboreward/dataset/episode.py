@@ -51,7 +51,7 @@ def error_field(exc: BaseException) -> str:
 
 def _frame_source(episode: Episode) -> tuple[FrameSource, VideoInfo | None, VideoSegment | None, Path | None]:
     """The episode's frames as a stream, with the header, segment or file they come from (to copy them as they
-    are when they fit)."""
+    are when they fit); frames a reader decoded (RLDS, parquet images) have neither."""
     video = episode.video
     if isinstance(video, VideoSegment):
         header = probe(video.file)
@@ -59,11 +59,7 @@ def _frame_source(episode: Episode) -> tuple[FrameSource, VideoInfo | None, Vide
     if isinstance(video, str | Path):
         header = probe(video)
         return FrameSource.from_file(Path(video), header), header, None, Path(video)
-    frames = np.asarray(video)
-    seg = episode.meta.get("segment")  # a reader that decoded a segment of a shared file says which
-    segment = VideoSegment(Path(seg["file"]), float(seg["t0"]), None, len(frames)) if seg else None
-    header = probe(segment.file) if segment is not None else None
-    return FrameSource.from_array(frames, episode.fps, f"{episode.id}: frames"), header, segment, None
+    return FrameSource.from_array(np.asarray(video), episode.fps, f"{episode.id}: frames"), None, None, None
 
 
 def write_videos(
