@@ -700,3 +700,43 @@ def test_cli_build_summary_on_stdout_and_clear_errors(tmp_path):
     assert "2 episodes built, 0 skipped" in ok.stdout
     bad = runner.invoke(app, ["build", "-s", f"lerobot:{src}", "-o", str(tmp_path / "o2"), "--video-fps", "fast"])
     assert bad.exit_code == 2 and "--video-fps must be a number or 'native'" in bad.stderr
+
+
+def _encode_lazily(path: Path, n: int, w: int = 640, h: int = 480, fps: int = 10) -> None:
+    """An ``n``-frame H.264 mp4 made one frame at a time (the test itself never holds the episode)."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=Fraction(fps))
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.options = {"preset": "ultrafast", "g": str(2 * fps)}
+        base = np.random.default_rng(0).integers(0, 255, (h, w, 3), np.uint8)
+        for t in range(n):
+            frame = np.roll(base, 8 * t, axis=1)
+            for packet in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+
+
+def test_worker_memory_does_not_grow_with_episode_length(tmp_path):
+    """A LeRobot v3 episode of 640x480 frames, 30 vs 300 frames (276 MB of RGB if held), built in a fresh process
+    each: the peak RSS differs by far less than the episode (it is streamed from the shared mp4, not decoded whole)."""
+    peaks = {}
+    for n in (30, 300):
+        src = make_lerobot_v3(tmp_path / f"src{n}" / "ds", [n], ["lift"], cameras=("observation.images.cam",))
+        (video,) = (src / "videos").rglob("*.mp4")
+        _encode_lazily(video, n)
+        code = (
+            "import resource; from roboreward.dataset import build_dataset; "
+            f"s = build_dataset(['lerobot:{src}'], '{tmp_path / f'out{n}'}', split_fractions='1,0,0', "
+            "show_progress=False); assert s.episodes_built == 1, s.report['skipped']; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        peaks[n] = int(run.stdout.split()[-1])
+    assert peaks[300] - peaks[30] < 60, peaks  # MiB
