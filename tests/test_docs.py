@@ -77,6 +77,7 @@ def test_doc_blocks_run(doc: Path, tmp_path: Path) -> None:
         "HF_HUB_OFFLINE": "1",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "MPLBACKEND": "Agg",
+        "HF_DATASETS_CACHE": str(tmp_path / ".hf-datasets-cache"),  # no stale entries of other runs
         "ROBOREWARD_REPO": str(REPO),
     }
     for line, lang, code in runnable_blocks(doc):
