@@ -2,7 +2,7 @@
 
 Each ``--data`` folder is made by ``scripts/make_metaworld_reward_data.py`` (new seeds, held-out instruction
 wordings, any frame size); it is built into a test-only dataset of whole episodes (no clips) with our own
-``build_dataset``, then every ``--model`` scores it, and so do three baselines:
+``build_dataset`` (into ``<data>_dataset`` beside it), then every ``--model`` scores it, and so do three baselines:
 
 * ``majority`` — the constant most frequent label of ``--train-dataset``'s train split;
 * ``simulator success`` — 5 when Meta-World reports success, else 1 (what a success detector would say);
@@ -30,7 +30,7 @@ import numpy as np
 def _built(data: Path) -> Path:
     from roboreward.dataset import build_dataset
 
-    out = data / "dataset"
+    out = data.parent / f"{data.name}_dataset"  # beside the source: a build never writes inside its source
     if not (out / "test" / "metadata.jsonl").is_file():
         build_dataset([f"roboarena:{data}"], out, clip_fractions="none", split_fractions="0,0,1", show_progress=False)
     return out
