@@ -9,7 +9,7 @@ and is reported in ``parse_failures``. Anything else outside 1..5 (0, 6, 2.5, Na
 bytes, booleans, complex numbers) raises a ``ValueError`` naming the position and value. References must all be
 valid.
 
-Definitions (see DESIGN.md):
+Definitions (the table in ``docs/evaluation.md``, section Metrics):
 
 * MAE: mean |pred - ref|. Macro MAE: unweighted mean of the per-subset MAEs (HELM's headline). MSE: mean
   squared error (a parse failure at 4^2 = 16, as HELM's ``squared_error``).

@@ -237,7 +237,7 @@ def configure_training_args(training_args: SFTConfig, script_args: RewardScriptA
     """Apply the settings the video collator and the MAE model selection need, whatever the recipe says.
 
     Returns whether the recipe asked for ``push_to_hub``: Trainer's own push is switched off (it would upload
-    before our model card exists); the run pushes the finished folder itself (:func:`roboreward.training.push`).
+    before our model card exists); the run pushes the finished folder itself (:func:`roboreward.training.push_model`).
     """
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
