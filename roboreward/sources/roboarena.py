@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError, inside, quote, slug
 from roboreward.types import Episode
 
@@ -39,20 +41,21 @@ def _roboarena_sessions(path: Path) -> list[Path]:
     return sessions
 
 
+class BoundedLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses more than :data:`MAX_YAML_ALIASES` aliases (alias expansion)."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} YAML aliases (refused: alias expansion)")
+        return super().compose_node(parent, index)
+
+
 def load_metadata(path: Path) -> Any:
     """Parse a session's ``metadata.yaml`` safely: bounded size and alias count; errors quote little."""
-    import yaml
-
-    class BoundedLoader(yaml.SafeLoader):
-        aliases = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                self.aliases += 1
-                if self.aliases > MAX_YAML_ALIASES:
-                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} YAML aliases (refused: alias expansion)")
-            return super().compose_node(parent, index)
-
     if path.stat().st_size > MAX_YAML_BYTES:
         raise ValueError(f"{path.stat().st_size} bytes, more than the {MAX_YAML_BYTES} a metadata file may have")
     loader = BoundedLoader(path.read_text(encoding="utf-8"))
