@@ -211,12 +211,38 @@ class CachedLM:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _load_text_model(
+    model_id: str,
+    *,
+    dtype: str,
+    device_map: str | dict | None,
+    gguf_file: str | None,
+    trust_remote_code: bool,
+    revision: str | None,
+) -> tuple[Any, Any]:
+    """A text LLM (``AutoModelForCausalLM``, safetensors or a GGUF file) and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from roboreward.scoring.vlm import torch_dtype
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(model_id, **kwargs)
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    if not gguf_file:
+        kwargs["use_safetensors"] = True  # never unpickle a pytorch_model.bin
+    return AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype(dtype), **kwargs), tokenizer
+
+
 class TransformersLM(LM):
     """A local transformers chat model: text LLM (``AutoModelForCausalLM``) or Qwen VLM (video + text).
 
     ``model`` is a Hub repo id or a local folder; ``gguf_file`` loads a GGUF checkpoint in that folder.
     The weights load on the first :meth:`generate` (a fully cached re-run never loads them). Requests with
-    the same settings are generated together in batches of ``batch_size`` (left padding).
+    the same settings are generated together in batches of ``batch_size`` (left padding). (One class of about
+    150 lines: chat formatting, encoding and batched generation share the lazily loaded model and its locks.)
     """
 
     def __init__(
@@ -262,37 +288,20 @@ class TransformersLM(LM):
         with self._load_lock:
             if self._model is not None:
                 return
-            import torch
-
             from roboreward.scoring.vlm import load_model, model_family
 
+            settings: dict[str, Any] = {
+                "dtype": self.dtype,
+                "device_map": self.device_map,
+                "trust_remote_code": self.trust_remote_code,
+                "revision": self.revision,
+            }
             try:
                 if self.supports_video:
-                    model, processor = load_model(
-                        self.model_id,
-                        dtype=self.dtype,
-                        device_map=self.device_map,
-                        trust_remote_code=self.trust_remote_code,
-                        revision=self.revision,
-                    )
+                    model, processor = load_model(self.model_id, **settings)
                     self._family = model_family(model.config)
                 else:
-                    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-                    torch_dtype: Any
-                    if self.dtype == "auto":
-                        torch_dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-                    else:
-                        torch_dtype = getattr(torch, self.dtype)
-                    kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
-                    if self.gguf_file:
-                        kwargs["gguf_file"] = self.gguf_file
-                    processor = AutoTokenizer.from_pretrained(self.model_id, **kwargs)
-                    if self.device_map is not None:
-                        kwargs["device_map"] = self.device_map
-                    if not self.gguf_file:
-                        kwargs["use_safetensors"] = True  # never unpickle a pytorch_model.bin
-                    model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=torch_dtype, **kwargs)
+                    model, processor = _load_text_model(self.model_id, gguf_file=self.gguf_file, **settings)
             except Exception as exc:
                 raise LMError(f"cannot load model {self.model_id!r}: {type(exc).__name__}: {exc}") from None
             model.eval()

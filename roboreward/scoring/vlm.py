@@ -134,6 +134,15 @@ def probs_from_logits(logits: Any, ids: Sequence[int]) -> Any:
     return torch.softmax(sub, dim=-1)
 
 
+def torch_dtype(dtype: str) -> Any:
+    """The torch dtype named ``dtype``; ``"auto"``: bfloat16 on a GPU, float32 on the CPU."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, dtype)
+
+
 def load_model(
     name_or_path: str | os.PathLike,
     *,
@@ -145,15 +154,10 @@ def load_model(
     revision: str | None = None,
 ) -> tuple[Any, Any]:
     """Load a VLM and its processor by Hub repo id or local path (safetensors; remote code off by default)."""
-    import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    if dtype == "auto":
-        torch_dtype: Any = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    else:
-        torch_dtype = getattr(torch, dtype)
     kwargs: dict[str, Any] = dict(
-        dtype=torch_dtype, trust_remote_code=trust_remote_code, revision=revision, use_safetensors=True
+        dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, revision=revision, use_safetensors=True
     )
     if device_map is not None:
         kwargs["device_map"] = device_map
@@ -164,11 +168,6 @@ def load_model(
     model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), **kwargs)
     processor = AutoProcessor.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code, revision=revision)
     return model, processor
-
-
-def vision_parameter_prefixes(model: Any) -> list[str]:
-    """Names of the vision-tower modules (frozen in every recipe)."""
-    return [n for n, _ in model.named_modules() if n.endswith("visual") and n.count(".") <= 1]
 
 
 def freeze_vision_tower(model: Any) -> int:
