@@ -57,7 +57,11 @@ EVAL_LAYOUT_OFFSET = 1_000_000  # evaluation layouts never coincide with trainin
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny", help="reward model spec of the 'model' arm")
+    p.add_argument(
+        "--model",
+        default="metaworld",
+        help="reward model spec of the 'model' arm (default: the bundled Meta-World model)",
+    )
     p.add_argument("--random-model", default="tiny", help="reward model spec of the 'random' (bad reward) arm")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--task", default="drawer-open-v3")
