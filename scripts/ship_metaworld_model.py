@@ -36,7 +36,11 @@ def ship(run: Path, out: Path, eval_results: list[Path], eval_model: str | None)
         if (run / name).is_file():
             shutil.copyfile(run / name, out / name)
     info = read_run_info(run)
-    info.update(model_id="metaworld", base_model="recipes/metaworld/model_config.json (random init)")
+    info.update(
+        model_id="metaworld",
+        base_model="recipes/metaworld/model_config.json (random init)",
+        dataset="metaworld (scripts/make_metaworld_reward_data.py, 240 sessions)",
+    )
     results = [r for p in eval_results for r in eval_results_from_leaderboard(p, eval_model)]
     (out / "README.md").write_text(str(render_model_card(info, eval_results=results)), encoding="utf-8")
     (out / "run_info.json").write_text(json.dumps(info, indent=2) + "\n")
