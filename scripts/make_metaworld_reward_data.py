@@ -28,7 +28,7 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_sample_source import FPS, TASKS, rollout  # noqa: E402
+from make_sample_source import FPS, MAX_STEPS, RENDER_EVERY, TASKS, rollout  # noqa: E402
 
 #: (name, rollout kwargs); sessions pair variant s with variant s + 3 (mod len) on one seed.
 VARIANTS: list[tuple[str, dict]] = [
@@ -53,6 +53,33 @@ PARAPHRASES: dict[str, str] = {
 }
 CAMERA = "corner"
 MAX_FAILURE_PROGRESS = 0.79
+#: Every video has this many frames: an episode that ended early (success, or the expert giving up) holds its last
+#: frame to the end. Without it the length of a video gives its label away (successes stop early, failures run to
+#: the step limit) and a model learns the length, not the scene: it then fails in RL, where episodes have one length.
+EPISODE_FRAMES = MAX_STEPS // RENDER_EVERY + 1
+
+
+def pad_frames(frames, n: int = EPISODE_FRAMES):
+    """``frames`` held at their last frame up to ``n`` frames (longer videos are kept as they are)."""
+    import numpy as np
+
+    if len(frames) >= n:
+        return frames
+    return np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), axis=0)])
+
+
+def pad_existing(root: Path) -> int:
+    """Pad the videos of sessions written before :data:`EPISODE_FRAMES` existed; returns how many changed."""
+    from roboreward.video import probe, read_video, write_video
+
+    changed = 0
+    for video in sorted(root.glob("evaluation_sessions/*/*/left_shoulder.mp4")):
+        total = probe(video).num_frames
+        if total < EPISODE_FRAMES:
+            frames = read_video(video, num_frames=total).frames
+            write_video(video, pad_frames(frames), FPS, crf=23)
+            changed += 1
+    return changed
 
 
 def _session(out: Path, task_idx: int, s: int, seed: int, size: tuple[int, int], paraphrase: bool) -> list[dict]:
@@ -72,7 +99,7 @@ def _session(out: Path, task_idx: int, s: int, seed: int, size: tuple[int, int],
         name, kwargs = VARIANTS[v]
         r = rollout(env_name, policy_name, seed, [CAMERA], size=size, **kwargs)
         progress = 1.0 if r["success"] else min(r["progress"], MAX_FAILURE_PROGRESS)
-        write_video(sdir / f"{side}_{name}" / "left_shoulder.mp4", r["frames"][CAMERA], FPS, crf=23)
+        write_video(sdir / f"{side}_{name}" / "left_shoulder.mp4", pad_frames(r["frames"][CAMERA]), FPS, crf=23)
         meta["policies"][side] = {"policy_name": name, "partial_success": round(progress, 3)}
         rows.append(
             {
@@ -102,7 +129,11 @@ def main() -> None:
     ap.add_argument("--size", default="160x120", help="WIDTHxHEIGHT of the rendered frames")
     ap.add_argument("--paraphrase", action="store_true", help="use the held-out wordings of the instructions")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pad-existing", action="store_true", help="only pad the videos already in --out and exit")
     args = ap.parse_args()
+    if args.pad_existing:
+        print(f"padded {pad_existing(args.out)} videos to {EPISODE_FRAMES} frames in {args.out}")
+        return
     w, h = (int(x) for x in args.size.lower().split("x"))
     jobs = [
         (args.out, t, s, args.seed_offset + 1000 * t + s, (w, h), args.paraphrase)
