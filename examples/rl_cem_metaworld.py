@@ -18,7 +18,7 @@ table). Rollouts share random numbers across arms (layouts and noise per seed, i
     # CPU, the tiny random model in both model arms (plumbing: the numbers mean nothing)
     python examples/rl_cem_metaworld.py --model tiny --iterations 2 --population 4 --steps 40 --out runs/cem
     # a trained reward model (docs/reward_quality.md)
-    python examples/rl_cem_metaworld.py --model metaworld --out runs/cem_metaworld
+    python examples/rl_cem_metaworld.py --model runs/metaworld --steps 150 --bias 0 -0.2 0 0 --out runs/cem_metaworld
 
 Writes ``results.json`` (settings, per-arm per-seed histories), ``table.md`` and ``success_vs_iterations.png``.
 Frames are rendered as the project's Meta-World data is (camera ``corner``, flipped, 160x120, one frame every 3
@@ -57,11 +57,7 @@ EVAL_LAYOUT_OFFSET = 1_000_000  # evaluation layouts never coincide with trainin
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--model",
-        default="metaworld",
-        help="reward model spec of the 'model' arm (default: the bundled Meta-World model)",
-    )
+    p.add_argument("--model", default="tiny", help="reward model spec of the 'model' arm")
     p.add_argument("--random-model", default="tiny", help="reward model spec of the 'random' (bad reward) arm")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--task", default="drawer-open-v3")
