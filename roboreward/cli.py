@@ -190,12 +190,21 @@ def build_command(
         ),
     ] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per LM request (openai backend)")] = 120.0,
+    license: Annotated[
+        str, typer.Option("--license", help="license the dataset card declares (a Hub license id, or other)")
+    ] = "other",
+    license_name: Annotated[
+        str | None, typer.Option("--license-name", help="with --license other: its name (default source-datasets)")
+    ] = None,
+    license_link: Annotated[
+        str | None, typer.Option("--license-link", help="with --license other: a URL or a file in the dataset repo")
+    ] = None,
 ) -> None:
     """Build a RoboReward dataset (videofolder layout + card) from robot-video sources; resumable."""
     from rich.console import Console
     from rich.table import Table
 
-    from roboreward.dataset import REPORT, build_dataset, relabel_fingerprint
+    from roboreward.dataset import REPORT, CardLicense, build_dataset, relabel_fingerprint
     from roboreward.dataset.media import VideoFormat
     from roboreward.sources import ReaderOptions, parse_source_fps
 
@@ -246,6 +255,7 @@ def build_command(
             shard_index=shard_index,
             relabeler=relabeler,
             relabel_config=relabel_config,
+            license=CardLicense(license, license_name, license_link),
         )
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted: finished shards are kept; re-run the same command to resume[/]")
@@ -308,12 +318,21 @@ def _build_error(exc: BaseException) -> NoReturn:
 def assemble_command(
     parts: Annotated[list[Path], typer.Argument(help="the part folders of `build --num-shards N --shard-index i`")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder of the dataset")] = Path("roboreward_dataset"),
+    license: Annotated[
+        str, typer.Option("--license", help="license the dataset card declares (a Hub license id, or other)")
+    ] = "other",
+    license_name: Annotated[
+        str | None, typer.Option("--license-name", help="with --license other: its name (default source-datasets)")
+    ] = None,
+    license_link: Annotated[
+        str | None, typer.Option("--license-link", help="with --license other: a URL or a file in the dataset repo")
+    ] = None,
 ) -> None:
     """Join the parts of a build spread over machines into one dataset (metadata, manifest, card)."""
-    from roboreward.dataset import assemble_parts
+    from roboreward.dataset import CardLicense, assemble_parts
 
     try:
-        report = assemble_parts(out, parts)
+        report = assemble_parts(out, parts, license=CardLicense(license, license_name, license_link))
     except BaseException as exc:
         _build_error(exc)
     counts = ", ".join(f"{s} {c['examples']}" for s, c in report["splits"].items())

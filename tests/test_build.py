@@ -740,3 +740,29 @@ def test_worker_memory_does_not_grow_with_episode_length(tmp_path):
         assert run.returncode == 0, run.stderr[-2000:]
         peaks[n] = int(run.stdout.split()[-1])
     assert peaks[300] - peaks[30] < 60, peaks  # MiB
+
+
+def test_card_metadata_license_size_and_split_sizes(sample_build, tmp_path):
+    """The card's header is what the Hub validates: license (other with a name and a link, or a Hub id),
+    size_categories and the split sizes in dataset_info (issue 18)."""
+    from huggingface_hub import DatasetCard
+
+    from roboreward.dataset import CardLicense, assemble_parts  # noqa: F401  (public names)
+    from roboreward.dataset.card import size_category
+
+    card = DatasetCard.load(sample_build / "README.md").data
+    counts = {
+        s: len((sample_build / d / "metadata.jsonl").read_text().splitlines())
+        for s, d in (("train", "train"), ("validation", "val"), ("test", "test"))
+    }
+    assert card.license == "other" and card.license_name == "source-datasets" and card.license_link == "README.md"
+    assert card.size_categories == [size_category(sum(counts.values()))] == ["n<1K"]
+    assert {s["name"]: s["num_examples"] for s in card.dataset_info["splits"]} == counts
+    assert "## License" in (sample_build / "README.md").read_text()
+    assert [size_category(n) for n in (999, 1_000, 54_321, 2_000_000)] == ["n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
+
+    out = tmp_path / "cc"
+    build_dataset(["sample"], out, workers=1, show_progress=False, license=CardLicense("cc-by-4.0"))
+    other = DatasetCard.load(out / "README.md").data
+    assert other.license == "cc-by-4.0" and other.get("license_name") is None and other.get("license_link") is None
+    assert json.loads((out / "build_report.json").read_text())["card"]["license"]["license"] == "cc-by-4.0"

@@ -33,12 +33,14 @@ from roboreward.dataset.reader import (
 if TYPE_CHECKING:
     from roboreward.dataset.assemble import assemble_parts
     from roboreward.dataset.build import BuildSummary, build_dataset, relabel_fingerprint
+    from roboreward.dataset.card import CardLicense
     from roboreward.dataset.media import VideoFormat
     from roboreward.dataset.plan import BUILD_DIR, MANIFEST, REPORT
 
 _LAZY = {
     "assemble_parts": "roboreward.dataset.assemble",
     "VideoFormat": "roboreward.dataset.media",
+    "CardLicense": "roboreward.dataset.card",
     "BuildSummary": "roboreward.dataset.build",
     "build_dataset": "roboreward.dataset.build",
     "relabel_fingerprint": "roboreward.dataset.build",
@@ -56,6 +58,7 @@ __all__ = [
     "SPLITS",
     "SPLIT_ALIASES",
     "BuildSummary",
+    "CardLicense",
     "VideoFormat",
     "DatasetFormatError",
     "assemble_parts",

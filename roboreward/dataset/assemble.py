@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from roboreward.atomic import atomic_open, atomic_path, atomic_write_text
-from roboreward.dataset.card import FEATURES, dataset_card
+from roboreward.dataset.card import FEATURES, CardLicense, dataset_card
 from roboreward.dataset.plan import BUILD_DIR, FORMAT_VERSION, MANIFEST
 from roboreward.dataset.reader import SPLITS, split_folder
 from roboreward.dataset.split import check_no_leakage
@@ -69,7 +69,7 @@ def _shard_results(shard_files: Sequence[Path]) -> Iterator[dict]:
         yield json.loads(p.read_text(encoding="utf-8"))
 
 
-def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict) -> dict:
+def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict, license: CardLicense | None = None) -> dict:
     """Write metadata.jsonl per split, the manifest, the card; remove files no row names. Idempotent.
 
     Streams over the shard files (two passes), so memory stays flat however many episodes the build has. The
@@ -159,12 +159,13 @@ def assemble(out: Path, shard_files: Sequence[Path], *, fingerprint: dict) -> di
         "splits": {split: c.as_dict() for split, c in counts.items() if c.examples},
         "skipped": skipped,
         "relabel": {"lm_calls": calls, "notes": notes},
+        "card": {"license": (license or CardLicense()).as_dict()},
     }
-    atomic_write_text(out / "README.md", dataset_card(report), tmp_dir=tmp)
+    atomic_write_text(out / "README.md", dataset_card(report, license), tmp_dir=tmp)
     return report
 
 
-def assemble_parts(out: Path, parts: Sequence[Path]) -> dict:
+def assemble_parts(out: Path, parts: Sequence[Path], *, license: CardLicense | None = None) -> dict:
     """Join the part folders of a build spread over machines (``build --num-shards N --shard-index i``) into a
     dataset in ``out``; returns the build report.
 
@@ -225,7 +226,7 @@ def assemble_parts(out: Path, parts: Sequence[Path]) -> dict:
             shard_files.append(dst_marker)
         plan = {**first, "part": {"num_shards": 1, "shard_index": 0}}
         atomic_write_text(out / BUILD_DIR / "plan.json", json.dumps(plan, indent=2) + "\n", tmp_dir=tmp)
-        report = assemble(out, shard_files, fingerprint=first["config"])
+        report = assemble(out, shard_files, fingerprint=first["config"], license=license)
         report["assembled_from"] = [str(p) for p in plans]
         atomic_write_text(out / REPORT, json.dumps(report, indent=2, ensure_ascii=False) + "\n", tmp_dir=tmp)
     return report

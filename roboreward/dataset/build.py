@@ -39,6 +39,7 @@ from typing import Any
 
 from roboreward.atomic import atomic_write_text
 from roboreward.dataset.assemble import assemble
+from roboreward.dataset.card import CardLicense
 from roboreward.dataset.clip import parse_clips
 from roboreward.dataset.episode import EpisodeSettings, Relabeler
 from roboreward.dataset.media import VideoFormat
@@ -125,6 +126,7 @@ def build_dataset(
     shard_index: int = 0,
     relabeler: Relabeler | None = None,
     relabel_config: dict | None = None,
+    license: CardLicense | None = None,
     show_progress: bool = True,
 ) -> BuildSummary:
     """Build (or resume building) a dataset from ``sources`` into ``out``; returns a :class:`BuildSummary`.
@@ -137,6 +139,7 @@ def build_dataset(
     ``pixel_budget``: width x height x frames of a source video above which the episode is refused unread.
     ``relabeler``: a callable ``(episode, video_path) -> RelabelResult`` (see :mod:`roboreward.relabel`);
     ``relabel_config`` identifies it in the build fingerprint (so changing it rebuilds the shards).
+    ``license``: what the dataset card declares (default ``other``, the sources' own licenses); card only.
     ``workers``: shards in parallel: processes without a relabeler, threads of this process with one (episodes
     then wait on the LM concurrently; the output is the same for any ``workers``).
     ``num_shards`` / ``shard_index``: build only the plan's shards whose index is ``shard_index`` modulo
@@ -234,7 +237,9 @@ def build_dataset(
             )
 
         # 3. assemble
-        report = assemble(out, [shard_path(out, t.index, t.key) for t in tasks], fingerprint=fingerprint)
+        report = assemble(
+            out, [shard_path(out, t.index, t.key) for t in tasks], fingerprint=fingerprint, license=license
+        )
         report["listing_skipped"] = [p.as_skipped() for p in listing]
         seconds = time.perf_counter() - t_start
         report["timing"] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 #: Features of a row in the card's ``configs`` (datasets' names and dtypes; ``video`` is ``file_name`` decoded).
@@ -19,6 +20,44 @@ FEATURES = [
     ("validator_answer", "string"),
     ("label_check", "string"),
 ]
+
+
+#: The Hub's size buckets (``size_categories``): upper bounds and their names.
+SIZE_CATEGORIES = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+]
+
+
+@dataclass(frozen=True)
+class CardLicense:
+    """The license the card declares (``build --license``): an SPDX-style Hub id, or ``other`` with a name and a
+    link (the Hub wants both for ``other``; by default the card's own License section, which says the episodes keep
+    their source datasets' licenses)."""
+
+    license: str = "other"
+    name: str | None = None
+    link: str | None = None
+
+    def metadata(self) -> dict[str, str]:
+        if self.license != "other":
+            return {"license": self.license}
+        return {
+            "license": "other",
+            "license_name": self.name or "source-datasets",
+            "license_link": self.link or "README.md",
+        }
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket of ``n`` examples."""
+    return next((name for bound, name in SIZE_CATEGORIES if n < bound), "n>10M")
 
 
 def _short_spec(spec: str) -> str:
@@ -39,7 +78,7 @@ def video_line(video: dict | None) -> str:
     )
 
 
-def dataset_card(report: dict) -> str:
+def dataset_card(report: dict, license: CardLicense | None = None) -> str:
     """README.md: the YAML header (``configs`` with the features, so ``datasets.load_dataset`` opens the folder
     offline) through huggingface_hub's :class:`~huggingface_hub.DatasetCardData`, then the counts and provenance."""
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -48,9 +87,12 @@ def dataset_card(report: dict) -> str:
     from roboreward.rubric import RUBRIC, SCORE_NAMES
 
     splits = report["splits"]
+    license = license or CardLicense()
     features = [{"name": n, "dtype": t} for n, t in FEATURES]
+    split_sizes = [{"name": s, "num_examples": c["examples"]} for s, c in splits.items()]
     data = DatasetCardData(
-        license="other",
+        **license.metadata(),
+        size_categories=[size_category(sum(c["examples"] for c in splits.values()))],
         pretty_name="RoboReward (built with roboreward)",
         task_categories=["video-classification", "robotics"],
         tags=["robotics", "reward-model", "video", "roboreward"],
@@ -61,7 +103,7 @@ def dataset_card(report: dict) -> str:
                 "features": features,
             }
         ],
-        dataset_info={"features": [dict(f) for f in features]},  # a copy: no YAML anchor
+        dataset_info={"features": [dict(f) for f in features], "splits": split_sizes},  # a copy: no YAML anchor
     )
     cfg = report["config"]
     lines = [
@@ -117,6 +159,17 @@ def dataset_card(report: dict) -> str:
         f"- LM relabeling: {'on' if cfg['relabel'] is not None else 'off'}",
         f"- episodes built: {report['episodes']['built']}; skipped (bad input, see build_report.json): "
         f"{report['episodes']['skipped']}",
+        "",
+        "## License",
+        "",
+        f"Declared as `{license.license}`"
+        + (
+            f" ({license.name or 'source-datasets'}): every episode keeps the license of the source dataset it "
+            "comes from (the sources are listed under Build)."
+            if license.license == "other"
+            else "."
+        )
+        + (f" See {license.link}." if license.link else ""),
         "",
         "## Counts",
         "",
