@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -29,19 +30,77 @@ class VideoSegment:
     num_frames: int | None = None
 
 
+@dataclass(frozen=True)
+class EncodedFrames:
+    """An episode's frames as its source stores them, one encoded image (JPEG/PNG) per step, not decoded yet (RLDS
+    ``steps/observation/<camera>``). Iterating decodes one frame at a time with PIL into a (H, W, 3) uint8 array;
+    a frame that does not decode, or whose size is not the first frame's, raises ``SourceError`` naming
+    ``episode_id`` and ``key[i]``."""
+
+    blobs: tuple[bytes, ...] = field(repr=False)
+    episode_id: str
+    key: str  # e.g. ``steps/observation/image``
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the first frame, read from its header (nothing decoded)."""
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(self.blobs[0])) as img:
+                return img.size
+        except Exception as exc:
+            raise self._error(0, f"cannot decode frame ({exc})") from None
+
+    def decode(self, i: int) -> np.ndarray:
+        """Frame ``i`` as RGB uint8."""
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(self.blobs[i])) as img:
+                return np.asarray(img.convert("RGB"))
+        except Exception as exc:
+            raise self._error(i, f"cannot decode frame ({exc})") from None
+
+    def check_ends(self) -> None:
+        """Decode the first and last frames (a bad tail fails here, before anything is written)."""
+        if not self.blobs:
+            raise self._error(None, "episode has no frames")
+        first = self.decode(0)
+        if len(self.blobs) > 1 and self.decode(len(self.blobs) - 1).shape != first.shape:
+            raise self._error(len(self.blobs) - 1, "frames have different sizes")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        shape = None
+        for i in range(len(self.blobs)):
+            frame = self.decode(i)
+            if shape is not None and frame.shape != shape:
+                sizes = f"{frame.shape[1]}x{frame.shape[0]}, the first is {shape[1]}x{shape[0]}"
+                raise self._error(i, f"frames have different sizes ({sizes})")
+            shape = frame.shape
+            yield frame
+
+    def _error(self, i: int | None, problem: str) -> Exception:
+        from roboreward.sources.common import SourceError  # the readers' error type (sources import this module)
+
+        return SourceError(self.episode_id, self.key if i is None else f"{self.key}[{i}]", problem)
+
+
 @dataclass
 class Episode:
     """One robot episode as yielded by a source reader.
 
-    ``video`` is a path to an encoded video file, a :class:`VideoSegment` of one, or a uint8 array of frames
-    (T, H, W, 3);
+    ``video`` is a path to an encoded video file, a :class:`VideoSegment` of one, a uint8 array of frames
+    (T, H, W, 3), or :class:`EncodedFrames` (still-encoded step images);
     ``label`` is the 1-5 progress label when the source provides one (OXE successes: 5).
     """
 
     id: str
     source: str
     instruction: str
-    video: str | Path | np.ndarray | VideoSegment
+    video: str | Path | np.ndarray | VideoSegment | EncodedFrames
     label: int | None = None
     embodiment: str = ""
     fps: float = 10.0

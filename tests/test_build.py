@@ -387,6 +387,57 @@ def test_lerobot_v3_segments_are_remuxed_when_exact(tmp_path, monkeypatch, conca
             assert np.array_equal(frames, source)  # bit-exact: the original packets
 
 
+# ---------------------------------------------------------------------------------------------- RLDS streaming
+
+
+def test_rlds_images_are_streamed_with_the_bytes_of_decoded_frames(tmp_path, monkeypatch):
+    import numpy as np
+    from build_helpers import make_rlds, rlds_episode_features
+    from rlds_helpers import encode_example, write_tfrecord
+
+    import roboreward.dataset.episode as episode_mod
+    from roboreward.dataset.episode import EpisodeSettings, process_episode
+    from roboreward.sources import ReaderOptions, SourceError, list_source, load_episode
+    from roboreward.types import COLUMNS, EncodedFrames
+
+    root = make_rlds(tmp_path / "src", "toto", [(9, "pour the water"), (6, "wipe the table")])
+    bad = rlds_episode_features(5, "stack cups", seed=7)
+    bad["steps/observation/image"][3] = b"\xff\xd8\xff not a jpeg"
+    write_tfrecord(root / "toto" / "1.0.0" / "toto-train.tfrecord-00001-of-00002", [encode_example(bad)])
+    seen = []
+    real_load = episode_mod.load_episode
+
+    def load(ref, options):
+        episode = real_load(ref, options)
+        seen.append(episode.video)
+        return episode
+
+    monkeypatch.setattr(episode_mod, "load_episode", load)
+    out = tmp_path / "out"
+    summary = build_dataset([f"rlds:{root}"], out, split_fractions="1,0,0", show_progress=False)
+    assert summary.episodes_skipped == 1 and seen and all(isinstance(v, EncodedFrames) for v in seen)
+    (skip,) = json.loads((out / REPORT).read_text())["skipped"]
+    assert skip["field"] == "steps/observation/image[3]" and "cannot decode frame" in skip["error"]
+    refs = {r.id: r for r in list_source(f"rlds:{root}")}
+    with pytest.raises(SourceError, match=r"steps/observation/image\[3\]"):
+        load_episode(refs[skip["episode"]])
+    assert isinstance(load_episode(refs["toto_train_000000"]).video, np.ndarray)  # decode_segments=True: as before
+    # the streamed episodes give the rows and bytes the decoded frames gave (the path before streaming)
+    rows = _split_rows(out)["train"]
+    clips = ((0.1, 1), (0.3, 2), (0.5, 3), (0.7, 4))
+    for eid in ("toto_train_000000", "toto_train_000001"):
+        old = tmp_path / "old"
+        decoded = process_episode(refs[eid], "train", old, EpisodeSettings(ReaderOptions(), clips))
+        streamed = process_episode(
+            refs[eid], "train", tmp_path / "new", EpisodeSettings(ReaderOptions(decode_segments=False), clips)
+        )
+        assert isinstance(seen[-1], EncodedFrames)
+        assert streamed[0] == decoded[0] and streamed[3] == decoded[3]
+        assert [{c: r[c] for c in COLUMNS} for r in rows if r["episode_id"] == eid] == decoded[0]
+        for rel in decoded[3]:
+            assert (out / "train" / rel).read_bytes() == (old / "train" / rel).read_bytes()
+
+
 # ---------------------------------------------------------------------------------------------- released layout
 
 

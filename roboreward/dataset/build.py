@@ -152,7 +152,7 @@ def build_dataset(
     fractions = parse_fractions(split_fractions)
     if options is None:
         options = ReaderOptions(camera=camera, progress_bins=tuple(float(b) for b in progress_bins))
-    options = replace(options, decode_segments=False)  # LeRobot v3 segments are streamed, not decoded whole
+    options = replace(options, decode_segments=False)  # LeRobot v3 segments, RLDS images: streamed, not decoded whole
     fmt = video or VideoFormat()
     from roboreward.rubric import progress_to_label
 

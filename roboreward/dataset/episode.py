@@ -14,7 +14,7 @@ from roboreward.dataset.clip import clip_file_name, clip_length, encode_prefixes
 from roboreward.dataset.media import FrameSource, VideoFormat, count_packets, file_record, remux_segment, transcode
 from roboreward.dataset.reader import split_folder
 from roboreward.sources import EpisodeRef, ReaderOptions, SourceError, load_episode, slug
-from roboreward.types import COLUMNS, Episode, Example, RelabelResult, VideoSegment
+from roboreward.types import COLUMNS, EncodedFrames, Episode, Example, RelabelResult, VideoSegment
 from roboreward.video import (
     FRAME_PIXEL_BUDGET,
     PIXEL_BUDGET,
@@ -59,6 +59,8 @@ def _frame_source(episode: Episode) -> tuple[FrameSource, VideoInfo | None, Vide
     if isinstance(video, str | Path):
         header = probe(video)
         return FrameSource.from_file(Path(video), header), header, None, Path(video)
+    if isinstance(video, EncodedFrames):
+        return FrameSource.from_encoded(video, episode.fps, f"{episode.id}: {video.key}"), None, None, None
     return FrameSource.from_array(np.asarray(video), episode.fps, f"{episode.id}: frames"), None, None, None
 
 

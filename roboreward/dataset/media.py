@@ -27,7 +27,8 @@ import numpy as np
 
 from roboreward.atomic import atomic_path
 from roboreward.dataset.clip import clip_length
-from roboreward.types import VideoSegment
+from roboreward.sources import SourceError
+from roboreward.types import EncodedFrames, VideoSegment
 from roboreward.video import VideoDecodeError, VideoInfo, is_environment_error, probe
 
 NATIVE = "native"
@@ -147,6 +148,20 @@ class FrameSource:
                 yield av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
 
         return cls(label, int(t), float(fps), int(w), int(h), gen)
+
+    @classmethod
+    def from_encoded(cls, frames: EncodedFrames, fps: float, label: str) -> FrameSource:
+        """Still-encoded step images, decoded one at a time as the transcoder asks for them (the size is read from
+        the first frame's header, so the pixel budget is checked before anything is decoded)."""
+        w, h = frames.size()
+
+        def gen() -> Iterator[Any]:
+            import av
+
+            for frame in frames:
+                yield av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+
+        return cls(label, len(frames), float(fps), int(w), int(h), gen)
 
 
 def count_packets(path: Path, t0: float = 0.0, t1: float | None = None) -> int:
@@ -289,7 +304,7 @@ def _transcode(
             _finish(main)
             for prefix in prefixes:
                 prefix.close()
-    except (VideoDecodeError, _ShortRead):
+    except (VideoDecodeError, SourceError, _ShortRead):  # SourceError: a bad frame of EncodedFrames, named
         raise
     except Exception as exc:
         if is_environment_error(exc):

@@ -83,8 +83,8 @@ class ReaderOptions:
     default: the known keys in order. ``source_split``: read only this split of the source (an RLDS file's
     ``<name>-<split>.tfrecord`` split, a LeRobot ``info.json`` ``splits`` entry). ``source_version``: the RLDS
     version folder to read (default: the newest of each dataset). ``decode_segments``: False gives a LeRobot
-    v3 episode's video as a :class:`~roboreward.types.VideoSegment` of its shared mp4, undecoded (the builder
-    streams it), instead of its frames.
+    v3 episode's video as a :class:`~roboreward.types.VideoSegment` of its shared mp4, undecoded, and an RLDS
+    episode's as :class:`~roboreward.types.EncodedFrames` (the builder streams both), instead of its frames.
     """
 
     camera: str | None = None

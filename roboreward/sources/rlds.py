@@ -14,7 +14,6 @@ when the optional ``array-record`` package is installed. Every episode is a succ
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import numpy as np
 from roboreward.sources import common
 from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError
 from roboreward.sources.tfrecord import parse_example, read_tfrecord, tfrecord_offsets
-from roboreward.types import Episode
+from roboreward.types import EncodedFrames, Episode
 
 #: Default RLDS camera keys, in order of preference (third-person views first).
 RLDS_CAMERAS: tuple[str, ...] = (
@@ -193,8 +192,9 @@ def instruction_of(feats: dict[str, list], options: ReaderOptions, episode_id: s
 
 
 def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
-    from PIL import Image
-
+    """One RLDS episode: its camera's frames decoded (a (T, H, W, 3) array), or with ``options.decode_segments``
+    False still encoded (:class:`~roboreward.types.EncodedFrames`, checked at its first and last frame; the builder
+    streams it)."""
     f = Path(ref.locator["file"])
     try:
         if "index" in ref.locator:
@@ -219,17 +219,12 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
     if not instruction:
         keys = ", ".join(k for k in RLDS_INSTRUCTION_KEYS if k in feats) or "none of the known keys present"
         raise SourceError(ref.id, "language_instruction", f"no non-empty language instruction in any step ({keys})")
-    frames = []
-    for i, blob in enumerate(feats[prefix + cam]):
-        try:
-            with Image.open(io.BytesIO(blob)) as img:
-                frames.append(np.asarray(img.convert("RGB")))
-        except Exception as exc:
-            raise SourceError(ref.id, f"steps/observation/{cam}[{i}]", f"cannot decode frame ({exc})") from None
-    if not frames:
-        raise SourceError(ref.id, f"steps/observation/{cam}", "episode has no frames")
-    if len({fr.shape for fr in frames}) != 1:
-        raise SourceError(ref.id, f"steps/observation/{cam}", "frames have different sizes")
+    frames = EncodedFrames(tuple(feats[prefix + cam]), ref.id, prefix + cam)
+    if options.decode_segments:
+        video: np.ndarray | EncodedFrames = np.stack(list(frames))
+    else:
+        frames.check_ends()
+        video = frames
     meta: dict[str, Any] = {"camera": cam, "file": f.name, "version": ref.locator.get("version", "")}
     for key in ("episode_metadata/file_path", "episode_metadata/recording_folderpath", "episode_id"):
         if feats.get(key) and isinstance(feats[key][0], bytes):
@@ -238,7 +233,7 @@ def load_rlds(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         id=ref.id,
         source=ref.source,
         instruction=instruction,
-        video=np.stack(frames),
+        video=video,
         label=options.success_label,
         embodiment=common.OXE_EMBODIMENTS.get(ref.source, ""),
         fps=rlds_fps(ref.source, options),
