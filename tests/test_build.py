@@ -817,3 +817,24 @@ def test_card_metadata_license_size_and_split_sizes(sample_build, tmp_path):
     other = DatasetCard.load(out / "README.md").data
     assert other.license == "cc-by-4.0" and other.get("license_name") is None and other.get("license_link") is None
     assert json.loads((out / "build_report.json").read_text())["card"]["license"]["license"] == "cc-by-4.0"
+
+
+def test_lerobot_image_camera_builds_streamed(tmp_path):
+    """A LeRobot ``dtype: image`` camera (written by LeRobot 0.4.4) goes through the builder still encoded and
+    comes out as the release's mp4, every frame kept."""
+    from roboreward.video import probe
+
+    src = Path(__file__).parent / "fixtures" / "lerobot" / "h264_multi"
+    summary = build_dataset(
+        [f"lerobot:{src}"], tmp_path / "out", camera="overhead", clip_fractions="none", show_progress=False
+    )
+    assert summary.episodes_skipped == 0
+    rows = [
+        json.loads(line)
+        for d in ("train", "val", "test")
+        if (tmp_path / "out" / d / "metadata.jsonl").is_file()
+        for line in (tmp_path / "out" / d / "metadata.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 3
+    lengths = sorted(probe(next((tmp_path / "out").glob(f"*/{r['file_name']}"))).num_frames for r in rows)
+    assert lengths == [5, 6, 8]

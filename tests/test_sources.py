@@ -381,6 +381,12 @@ def test_lerobot_044_h264_dataset_cameras_tasks_and_frames():
     overhead = load_episode(refs[2], ReaderOptions(camera="overhead"))
     assert overhead.meta["camera"] == "observation.images.overhead"
     _check_frames(overhead.video, 2, 5, blue=230)
+    # the builder's path (decode_segments off) gets it still encoded, streamed frame by frame: the same frames
+    from roboreward.types import EncodedFrames
+
+    streamed = load_episode(refs[2], ReaderOptions(camera="overhead", decode_segments=False)).video
+    assert isinstance(streamed, EncodedFrames) and len(streamed) == 5
+    assert np.array_equal(np.stack(list(streamed)), overhead.video)
     with pytest.raises(SourceError, match="is a depth map"):
         load_episode(refs[0], ReaderOptions(camera="depth"))
 

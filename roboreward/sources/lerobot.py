@@ -17,7 +17,6 @@ reader:
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ import numpy as np
 
 from roboreward.sources import common
 from roboreward.sources.common import EpisodeRef, ListingProblem, ReaderOptions, SourceError
-from roboreward.types import Episode, VideoSegment
+from roboreward.types import EncodedFrames, Episode, VideoSegment
 
 #: How an episode's several tasks are joined into one instruction.
 TASK_JOINER = "; "
@@ -230,26 +229,25 @@ def instruction_of(root: Path, info: dict, row: dict, ep: int, episode_id: str) 
     return TASK_JOINER.join(order)
 
 
-def _image_frames(root: Path, info: dict, row: dict, ep: int, key: str, episode_id: str) -> np.ndarray:
-    """The frames of a ``dtype: image`` camera: PNG/JPEG bytes in the episode's data parquet rows."""
-    from PIL import Image
-
+def _image_frames(
+    root: Path, info: dict, row: dict, ep: int, key: str, episode_id: str, options: ReaderOptions
+) -> np.ndarray | EncodedFrames:
+    """The frames of a ``dtype: image`` camera: PNG/JPEG bytes in the episode's data parquet rows, decoded, or with
+    ``options.decode_segments`` off still encoded (the builder streams them, one frame at a time)."""
     cells = _read_data(root, info, row, ep, [key], episode_id).column(key).to_pylist()
-    frames = []
-    for i, cell in enumerate(cells):
+    blobs = []
+    for cell in cells:
         blob = cell.get("bytes") if isinstance(cell, dict) else cell
         if not blob and isinstance(cell, dict) and cell.get("path"):
             blob = common.inside(root, str(cell["path"]), episode_id, key).read_bytes()
-        try:
-            with Image.open(io.BytesIO(blob)) as img:
-                frames.append(np.asarray(img.convert("RGB")))
-        except Exception as exc:
-            raise SourceError(episode_id, f"{key}[{i}]", f"cannot decode image ({type(exc).__name__})") from None
-    if not frames:
+        blobs.append(blob or b"")
+    frames = EncodedFrames(tuple(blobs), episode_id, key)
+    if not options.decode_segments:
+        frames.check_ends()
+        return frames
+    if not blobs:
         raise SourceError(episode_id, key, "episode has no frames in the data parquet")
-    if len({f.shape for f in frames}) != 1:
-        raise SourceError(episode_id, key, "frames have different sizes")
-    return np.stack(frames)
+    return np.stack(list(frames))
 
 
 def _finite(value: Any) -> float | None:
@@ -289,7 +287,7 @@ def load_lerobot(ref: EpisodeRef, options: ReaderOptions) -> Episode:
         meta=meta,
     )
     if cams[key] == "image":
-        return Episode(video=_image_frames(root, info, row, ep, key, ref.id), **fields)
+        return Episode(video=_image_frames(root, info, row, ep, key, ref.id, options), **fields)
     template = info.get("video_path")
     if not template:
         raise SourceError(ref.id, "video_path", "meta/info.json has no video_path")
