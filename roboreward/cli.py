@@ -100,6 +100,18 @@ def version() -> None:
 
 
 # ---- build (dataset stage) ----------------------------------------------------------------------------------
+#: The dataset card's license options, shared by `build` and `assemble`.
+LicenseOption = Annotated[
+    str, typer.Option("--license", help="license the dataset card declares (a Hub license id, or other)")
+]
+LicenseNameOption = Annotated[
+    str | None, typer.Option("--license-name", help="with --license other: its name (default source-datasets)")
+]
+LicenseLinkOption = Annotated[
+    str | None, typer.Option("--license-link", help="with --license other: a URL or a file in the dataset repo")
+]
+
+
 @app.command("build")
 def build_command(
     source: Annotated[
@@ -190,15 +202,9 @@ def build_command(
         ),
     ] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per LM request (openai backend)")] = 120.0,
-    license: Annotated[
-        str, typer.Option("--license", help="license the dataset card declares (a Hub license id, or other)")
-    ] = "other",
-    license_name: Annotated[
-        str | None, typer.Option("--license-name", help="with --license other: its name (default source-datasets)")
-    ] = None,
-    license_link: Annotated[
-        str | None, typer.Option("--license-link", help="with --license other: a URL or a file in the dataset repo")
-    ] = None,
+    license: LicenseOption = "other",
+    license_name: LicenseNameOption = None,
+    license_link: LicenseLinkOption = None,
 ) -> None:
     """Build a RoboReward dataset (videofolder layout + card) from robot-video sources; resumable."""
     from rich.console import Console
@@ -318,15 +324,9 @@ def _build_error(exc: BaseException) -> NoReturn:
 def assemble_command(
     parts: Annotated[list[Path], typer.Argument(help="the part folders of `build --num-shards N --shard-index i`")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder of the dataset")] = Path("roboreward_dataset"),
-    license: Annotated[
-        str, typer.Option("--license", help="license the dataset card declares (a Hub license id, or other)")
-    ] = "other",
-    license_name: Annotated[
-        str | None, typer.Option("--license-name", help="with --license other: its name (default source-datasets)")
-    ] = None,
-    license_link: Annotated[
-        str | None, typer.Option("--license-link", help="with --license other: a URL or a file in the dataset repo")
-    ] = None,
+    license: LicenseOption = "other",
+    license_name: LicenseNameOption = None,
+    license_link: LicenseLinkOption = None,
 ) -> None:
     """Join the parts of a build spread over machines into one dataset (metadata, manifest, card)."""
     from roboreward.dataset import CardLicense, assemble_parts
