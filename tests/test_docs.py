@@ -9,7 +9,6 @@ folder, each ``python`` block as its own script, each ``bash`` block with ``set 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,25 +24,17 @@ DOCS = [
     *sorted((REPO / "eval_metric").glob("*/README.md")),
 ]
 RUNNABLE = {"python", "py", "bash", "sh", "shell"}
-_FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
 
 
 def code_blocks(text: str) -> list[tuple[int, str, list[str], str]]:
-    """``(line, language, info words, code)`` for each fenced block of a markdown text."""
-    blocks, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        m = _FENCE.match(lines[i])
-        if not m:
-            i += 1
-            continue
-        fence, words, start = m["fence"], m["info"].split(), i + 1
-        i += 1
-        body = []
-        while i < len(lines) and not lines[i].strip().startswith(fence):
-            body.append(lines[i][len(m["indent"]) :])
-            i += 1
-        i += 1
-        blocks.append((start, words[0].lower() if words else "", words[1:], "\n".join(body) + "\n"))
+    """``(line, language, info words, code)`` for each fenced block of a markdown text (markdown-it's parser)."""
+    from markdown_it import MarkdownIt
+
+    blocks = []
+    for token in MarkdownIt().parse(text):
+        if token.type == "fence" and token.map:
+            words = token.info.split()
+            blocks.append((token.map[0] + 1, words[0].lower() if words else "", words[1:], token.content))
     return blocks
 
 
