@@ -42,6 +42,38 @@ VARIANTS: list[tuple[str, dict]] = [
     ("early_stop_expert_70", {"stop_at_progress": 0.7}),
 ]
 
+#: Training wordings: each session takes one by its seed (the first is the bundled sample's). A model that saw a
+#: single wording per task keys on those exact tokens and falls apart on a new wording (fresh-episode MAE 0.57 vs
+#: 0.46 with the trained wording, docs/reward_quality.md); none of these is in :data:`PARAPHRASES`.
+TRAIN_WORDINGS: dict[str, tuple[str, ...]] = {
+    "pick up the puck and place it at the target": (
+        "pick up the puck and place it at the target",
+        "pick the puck up and put it on the target",
+        "lift the puck and place it on the goal",
+        "move the puck to the goal by picking it up",
+    ),
+    "open the drawer": ("open the drawer", "pull open the drawer", "slide the drawer open", "open the drawer fully"),
+    "press the button from the top": (
+        "press the button from the top",
+        "press the button down",
+        "press down on the button",
+        "hit the button from the top",
+    ),
+    "open the door": ("open the door", "pull the door open", "open the door fully", "rotate the door open"),
+    "push the puck to the goal": (
+        "push the puck to the goal",
+        "push the puck onto the target",
+        "slide the puck to the goal",
+        "move the puck to the goal by pushing it",
+    ),
+    "slide the window open": (
+        "slide the window open",
+        "open the window",
+        "push the window open",
+        "slide the window sideways to open it",
+    ),
+}
+
 #: Wordings not used in training (the evaluation set's instructions).
 PARAPHRASES: dict[str, str] = {
     "pick up the puck and place it at the target": "grasp the puck and put it down on the goal spot",
@@ -82,6 +114,38 @@ def pad_existing(root: Path) -> int:
     return changed
 
 
+def wording(instruction: str, seed: int, paraphrase: bool) -> str:
+    """The instruction a session is written with: the held-out paraphrase, or a training wording chosen by seed."""
+    if paraphrase:
+        return PARAPHRASES[instruction]
+    options = TRAIN_WORDINGS[instruction]
+    return options[seed % len(options)]
+
+
+def reword_existing(root: Path) -> int:
+    """Give the sessions already in ``root`` (written with one wording per task) their :func:`wording`; returns how
+    many changed. Videos are untouched; ``meta.jsonl`` is rewritten."""
+    import yaml
+
+    original = {t[0]: t[2] for t in TASKS}
+    changed, rows = 0, []
+    for meta_path in sorted(root.glob("evaluation_sessions/*/metadata.yaml")):
+        meta = yaml.safe_load(meta_path.read_text())
+        episodes = meta_path.parent / "episodes.jsonl"
+        eps = [json.loads(line) for line in episodes.read_text().splitlines()]
+        text = wording(original[meta["environment"]], int(eps[0]["seed"]), paraphrase=False)
+        if meta["language_instruction"] != text:
+            changed += 1
+            meta["language_instruction"] = text
+            for e in eps:
+                e["instruction"] = text
+            episodes.write_text("".join(json.dumps(e) + "\n" for e in eps))
+            meta_path.write_text(yaml.safe_dump(meta, sort_keys=False))
+        rows += eps
+    (root / "meta.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return changed
+
+
 def _session(out: Path, task_idx: int, s: int, seed: int, size: tuple[int, int], paraphrase: bool) -> list[dict]:
     import yaml
 
@@ -92,7 +156,7 @@ def _session(out: Path, task_idx: int, s: int, seed: int, size: tuple[int, int],
     sdir = out / "evaluation_sessions" / sid
     if (sdir / "metadata.yaml").is_file():
         return [json.loads(line) for line in (sdir / "episodes.jsonl").read_text().splitlines()]
-    text = PARAPHRASES[instruction] if paraphrase else instruction
+    text = wording(instruction, seed, paraphrase)
     meta = {"session_id": sid, "language_instruction": text, "environment": env_name, "policies": {}}
     rows = []
     for side, v in (("A", s % len(VARIANTS)), ("B", (s + 3) % len(VARIANTS))):
@@ -130,9 +194,15 @@ def main() -> None:
     ap.add_argument("--paraphrase", action="store_true", help="use the held-out wordings of the instructions")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pad-existing", action="store_true", help="only pad the videos already in --out and exit")
+    ap.add_argument(
+        "--reword-existing", action="store_true", help="only give the sessions in --out their training wordings"
+    )
     args = ap.parse_args()
     if args.pad_existing:
         print(f"padded {pad_existing(args.out)} videos to {EPISODE_FRAMES} frames in {args.out}")
+        return
+    if args.reword_existing:
+        print(f"reworded {reword_existing(args.out)} sessions in {args.out}")
         return
     w, h = (int(x) for x in args.size.lower().split("x"))
     jobs = [
