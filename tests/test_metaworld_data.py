@@ -1,0 +1,61 @@
+"""The Meta-World reward-data generator's instruction wordings (docs/reward_quality.md, issue 17): training
+sessions take one of several wordings per task, evaluation sessions a held-out one that training never sees."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _generator():
+    sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(
+        "make_metaworld_reward_data", SCRIPTS / "make_metaworld_reward_data.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_wordings_never_include_the_held_out_paraphrases():
+    gen = _generator()
+    tasks = [t[2] for t in gen.TASKS]
+    assert sorted(gen.TRAIN_WORDINGS) == sorted(tasks) == sorted(gen.PARAPHRASES)
+    held_out = set(gen.PARAPHRASES.values())
+    for instruction, options in gen.TRAIN_WORDINGS.items():
+        assert options[0] == instruction  # the bundled sample's wording is one of them
+        assert len(set(options)) == len(options) >= 3 and not held_out & set(options)
+    assert gen.wording("open the drawer", 3, paraphrase=True) == "pull the drawer out"
+    assert {gen.wording("open the drawer", s, paraphrase=False) for s in range(8)} == set(
+        gen.TRAIN_WORDINGS["open the drawer"]
+    )
+
+
+def test_reword_existing_rewrites_instructions_and_keeps_everything_else(tmp_path: Path):
+    gen = _generator()
+    sdir = tmp_path / "evaluation_sessions" / "drawer-open-v3_001001"
+    (sdir / "A_scripted_expert").mkdir(parents=True)
+    video = sdir / "A_scripted_expert" / "left_shoulder.mp4"
+    video.write_bytes(b"not touched")
+    meta = {
+        "session_id": sdir.name,
+        "language_instruction": "open the drawer",
+        "environment": "drawer-open-v3",
+        "policies": {"A": {"policy_name": "scripted_expert", "partial_success": 1.0}},
+    }
+    (sdir / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    row = {"session": sdir.name, "side": "A", "seed": 1001, "success": True, "instruction": "open the drawer"}
+    (sdir / "episodes.jsonl").write_text(json.dumps(row) + "\n")
+
+    assert gen.reword_existing(tmp_path) == 1
+    expected = gen.TRAIN_WORDINGS["open the drawer"][1001 % 4]
+    assert yaml.safe_load((sdir / "metadata.yaml").read_text())["language_instruction"] == expected
+    rows = [json.loads(x) for x in (tmp_path / "meta.jsonl").read_text().splitlines()]
+    assert rows == [dict(row, instruction=expected)] and video.read_bytes() == b"not touched"
+    assert gen.reword_existing(tmp_path) == 0  # idempotent
