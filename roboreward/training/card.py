@@ -337,6 +337,7 @@ def render_model_card(
         "best_checkpoint": info.get("best_checkpoint") or "the final weights (no evaluation)",
         "skipped_videos": info.get("skipped_videos", 0),
         "frozen_vision_parameters": f"{info.get('frozen_vision_parameters', 0):,}",
+        "vision_tower": "vision tower frozen" if info.get("frozen_vision_parameters") else "vision tower trained",
         "versions": ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()),
     }
     data = card_data(info, eval_results, hub=hub)
