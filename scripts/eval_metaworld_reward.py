@@ -4,7 +4,9 @@ Each ``--data`` folder is made by ``scripts/make_metaworld_reward_data.py`` (new
 wordings, any frame size); it is built into a test-only dataset of whole episodes (no clips) with our own
 ``build_dataset`` (into ``<data>_dataset`` beside it), then every ``--model`` scores it, and so do three baselines:
 
-* ``majority`` — the constant most frequent label of ``--train-dataset``'s train split;
+* ``majority`` — the constant most frequent label of ``--train-dataset``'s train split, whole episodes only (its
+  temporal clips are labelled 1-2 by construction and would make the constant a strawman);
+* ``best constant`` — the median of the evaluated labels themselves, the constant with the lowest possible MAE;
 * ``simulator success`` — 5 when Meta-World reports success, else 1 (what a success detector would say);
 * any ``--model`` spec (``metaworld``, ``tiny`` for the random model, a folder, an API spec).
 
@@ -66,6 +68,9 @@ def evaluate(data: Path, models: list[str], majority: int, batch_size: int = 8) 
     results: dict[str, Any] = {}
     const = np.full(len(rows), float(majority))
     results[f"majority ({majority})"] = _metrics(const, const, labels, sim)
+    best = float(np.median(labels).round())
+    best_const = np.full(len(rows), best)
+    results[f"best constant ({best:g})"] = _metrics(best_const, best_const, labels, sim)
     detector = np.array([5.0 if s["success"] else 1.0 for s in sim])
     results["simulator success"] = _metrics(detector, detector, labels, sim)
     for spec in models:
@@ -77,6 +82,12 @@ def evaluate(data: Path, models: list[str], majority: int, batch_size: int = 8) 
         values = np.array([o.value for o in outs], dtype=float)
         scores = np.array([o.score for o in outs], dtype=float)
         results[spec] = _metrics(values, scores, labels, sim)
+        envs = np.array([s["env"] for s in sim])
+        per_task = {}
+        for env in sorted(set(envs)):
+            mask = envs == env
+            per_task[env] = _metrics(values[mask], scores[mask], labels[mask], [s for s in sim if s["env"] == env])
+        results[spec]["per_task"] = per_task
     labels_count = collections.Counter(int(v) for v in labels)
     return {"episodes": len(rows), "labels": dict(sorted(labels_count.items())), "results": results}
 
@@ -94,7 +105,15 @@ def markdown(report: dict[str, Any]) -> str:
             cells = [m["mae"], m["accuracy"], m["success_roc_auc"], m["spearman_progress"]]
             lines.append(f"| {name} | " + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
         lines.append("")
+        for name, m in r["results"].items():
+            if "per_task" in m:
+                cells = [f"{env} {t['mae']:.2f} / {_fmt(t['success_roc_auc'])}" for env, t in m["per_task"].items()]
+                lines += [f"{name}, per task (MAE / success ROC-AUC): " + "; ".join(cells), ""]
     return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def main() -> None:
@@ -108,7 +127,8 @@ def main() -> None:
     args = ap.parse_args()
     from roboreward.dataset import read_split
 
-    train = collections.Counter(r.reward for r in read_split(args.train_dataset, "train", check_files=False))
+    rows = read_split(args.train_dataset, "train", check_files=False)
+    train = collections.Counter(r.reward for r in rows if r.kind == "original")
     majority = train.most_common(1)[0][0]
     report = {
         "majority_label": majority,
