@@ -43,7 +43,11 @@ INSTRUCTIONS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny", help="scorer spec: tiny | <folder or Hub id> | openai:<model>@<url>")
+    p.add_argument(
+        "--model",
+        default="metaworld",
+        help="scorer spec: metaworld (bundled) | tiny | <folder or Hub id> | openai:<model>@<url>",
+    )
     p.add_argument("--task", default="pick-place-v3", help="Meta-World v3 task name")
     p.add_argument("--instruction", default=None, help="task instruction (default: a built-in one for the task)")
     p.add_argument("--episodes", type=int, default=4, help="episodes per noise level")

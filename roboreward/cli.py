@@ -419,7 +419,8 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help=f'A Hub repo id or local folder, "tiny", "openai:<model>@<url>" or "vllm:<model>@<url>" '
+        help='A Hub repo id or local folder, "metaworld" (bundled), "tiny", "openai:<model>@<url>" or '
+        f'"vllm:<model>@<url>" '
         f"(default: {DEFAULT_MODEL}).",
         show_default=False,
     ),
@@ -626,7 +627,11 @@ from roboreward.dataset import DEFAULT_REPO  # noqa: E402
 def eval_command(
     model: Annotated[
         list[str],
-        typer.Option("--model", "-m", help="repo id / folder / tiny / openai:<model>@<url>; name=spec names it"),
+        typer.Option(
+            "--model",
+            "-m",
+            help="repo id / folder / metaworld / tiny / openai: or vllm:<model>@<url>; name=spec names it",
+        ),
     ],
     split: Annotated[str, typer.Option(help="split to score")] = "test",
     dataset: Annotated[str, typer.Option(help="built dataset folder or Hub dataset repo")] = DEFAULT_REPO,
@@ -712,7 +717,8 @@ def demo(
     model: Annotated[
         str | None,
         typer.Option(
-            help=f"Hub repo id, local folder, 'tiny' or 'openai:<model>@<url>' (default ${ENV_MODEL}, else "
+            help=f"Hub repo id, local folder, 'metaworld', 'tiny' or 'openai:<model>@<url>' (default ${ENV_MODEL}, "
+            "else "
             f"{DEFAULT_MODEL}; '{OFFLINE_MODEL}' when HF_HUB_OFFLINE=1)."
         ),
     ] = None,

@@ -247,7 +247,7 @@ def test_default_model_spec(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert D.default_model_spec() == D.DEFAULT_MODEL == "teetone/RoboReward-4B"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert D.default_model_spec() == "tiny"
+    assert D.default_model_spec() == "metaworld"
     monkeypatch.setenv(D.ENV_MODEL, "teetone/RoboReward-8B")
     assert D.default_model_spec() == "teetone/RoboReward-8B"
     assert D.default_model_spec("/models/mine") == "/models/mine"
@@ -324,7 +324,7 @@ def test_example_rows(sample_dataset, tmp_path):
 @pytest.fixture(scope="module")
 def server(tiny_qwen3_vl, sample_dataset, tmp_path_factory):
     """The Space's own entry (spaces/demo/app.py) configured as on a Space, with nothing but the Hub offline:
-    it serves ``tiny``, the project's tiny Qwen3-VL (pre-built by the session fixture, linked into the cache)."""
+    it serves ``metaworld``, the bundled Meta-World reward model (the offline default)."""
     import runpy
 
     cache = tmp_path_factory.mktemp("cache")
@@ -348,11 +348,12 @@ def server(tiny_qwen3_vl, sample_dataset, tmp_path_factory):
     app.close()
 
 
-def test_space_serves_the_tiny_model_offline_with_its_limits(server):
+def test_space_serves_the_metaworld_model_offline_with_its_limits(server):
     import httpx
 
     config = httpx.get(f"{server}config", timeout=10).text
-    assert "model: `tiny`" in config and "randomly initialised" in config and "Limits: 1 MB, 10 s" in config
+    assert "model: `metaworld`" in config and "Meta-World" in config and "Limits: 1 MB, 10 s" in config
+    assert "randomly initialised" not in config
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +363,7 @@ def client(server, tmp_path_factory):
     return Client(server, download_files=str(tmp_path_factory.mktemp("downloads")), verbose=False)
 
 
-def test_client_scores_with_the_tiny_model(client, media):
+def test_client_scores_with_the_offline_model(client, media):
     from gradio_client import handle_file
 
     md, dist, curve, strip, details = client.predict(

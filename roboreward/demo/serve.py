@@ -21,13 +21,14 @@ log = logging.getLogger(__name__)
 #: Environment variables read by the Space / CLI (arguments take precedence).
 ENV_MODEL = "ROBOREWARD_MODEL"
 ENV_EXAMPLES = "ROBOREWARD_DEMO_EXAMPLES"
-#: What runs when nothing is set and the Hub is offline: a tiny random Qwen3-VL the project builds itself.
-OFFLINE_MODEL = "tiny"
+#: What runs when nothing is set and the Hub is offline: the bundled Meta-World reward model
+#: (:mod:`roboreward.scoring.bundled`, docs/reward_quality.md), so a newcomer sees meaningful scores on the sample.
+OFFLINE_MODEL = "metaworld"
 
 
 def default_model_spec(model: str | None = None) -> str:
-    """The model to serve: the argument, else ``$ROBOREWARD_MODEL``, else the released 4B model, or the tiny
-    offline model when ``HF_HUB_OFFLINE`` is set (so the app starts with no network)."""
+    """The model to serve: the argument, else ``$ROBOREWARD_MODEL``, else the released 4B model, or the bundled
+    Meta-World model when ``HF_HUB_OFFLINE`` is set (so the app starts with no network)."""
     if model:
         return model
     if os.environ.get(ENV_MODEL):
@@ -95,8 +96,11 @@ def serve(
     spec = default_model_spec(model)
     root = find_examples(examples)
     note = (
-        "⚠️ Running a tiny **randomly initialised** model (offline mode): the scores are meaningless."
-        if spec.split(":")[0] == OFFLINE_MODEL
+        "⚠️ Running a tiny **randomly initialised** model: the scores are meaningless."
+        if spec.split(":")[0] == "tiny"
+        else "ℹ️ Running the bundled **Meta-World** reward model (offline mode): trained on simulated Sawyer tasks "
+        "only; real-robot videos want `teetone/RoboReward-4B` or `-8B`."
+        if spec == OFFLINE_MODEL
         else ""
     )
     log.info("loading scorer %s", spec)

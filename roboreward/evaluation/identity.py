@@ -58,13 +58,13 @@ def model_identity(spec: str | None, *, cache: Path | None = None) -> dict[str, 
     out: dict[str, Any] = {"revision": None, "weights_sha256": None}
     if not spec or spec.split(":", 1)[0] in ("openai", "vllm"):
         return out
-    from roboreward.scoring import resolve_tiny
+    from roboreward.scoring import resolve_builtin
 
     try:
-        tiny = resolve_tiny(spec)
+        builtin = resolve_builtin(spec)
     except ValueError:
-        tiny = None
-    local = tiny if tiny is not None else Path(spec).expanduser()
+        builtin = None
+    local = builtin if builtin is not None else Path(spec).expanduser()
     if local.is_dir():
         out["weights_sha256"] = folder_fingerprint(local, cache)
         return out

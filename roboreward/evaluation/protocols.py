@@ -363,7 +363,7 @@ def load_protocol_scorer(spec: str, protocol: EvalProtocol, **kwargs: Any) -> An
     :class:`HelmApiScorer` (``openai:<model>@<url>``: 1-fps frames; ``vllm:<model>@<url>``: the whole mp4) or
     :class:`HelmLocalScorer` (a folder, Hub id, ``tiny``) for ``helm``. ``kwargs``: ``batch_size`` and scorer
     options."""
-    from roboreward.scoring import load_scorer, resolve_tiny
+    from roboreward.scoring import load_scorer, resolve_builtin
 
     if not protocol.is_helm:
         return load_scorer(spec, sampling=protocol.sampling(), **kwargs)
@@ -375,5 +375,5 @@ def load_protocol_scorer(spec: str, protocol: EvalProtocol, **kwargs: Any) -> An
             raise ValueError(f"API scorer spec must be '{scheme}:<model>@<base_url>', got {spec!r}")
         kwargs.setdefault("video_mode", "video_url" if scheme == "vllm" else "frames")
         return HelmApiScorer(model, protocol=protocol, **({"base_url": base_url} if base_url else {}), **kwargs)
-    tiny = resolve_tiny(spec)
-    return HelmLocalScorer(tiny if tiny is not None else spec, protocol=protocol, name=spec, **kwargs)
+    builtin = resolve_builtin(spec)
+    return HelmLocalScorer(builtin if builtin is not None else spec, protocol=protocol, name=spec, **kwargs)

@@ -33,7 +33,14 @@ from roboreward.scoring.common import (
 )
 from roboreward.scoring.curve import CURVE_MAX_BYTES, CURVE_MAX_FRAMES, ProgressCurve, progress_curve
 from roboreward.scoring.local import RewardModel
-from roboreward.scoring.spec import TINY_FAMILIES, is_api_spec, load_scorer, parse_tiny_spec, resolve_tiny
+from roboreward.scoring.spec import (
+    TINY_FAMILIES,
+    is_api_spec,
+    load_scorer,
+    parse_tiny_spec,
+    resolve_builtin,
+    resolve_tiny,
+)
 
 __all__ = [
     "API_SCHEMES",
@@ -57,6 +64,7 @@ __all__ = [
     "probs_from_top_logprobs",
     "progress_curve",
     "resolve_sampling",
+    "resolve_builtin",
     "resolve_tiny",
     "sample_video",
     "scorer_settings",

@@ -54,9 +54,11 @@ class RewardModel:
         name: str | None = None,
     ) -> None:
         if isinstance(model, str | os.PathLike):
+            from roboreward.scoring.spec import resolve_builtin
+
             self.model_id = str(model)
             self.model, self.processor = vlm.load_model(
-                model,
+                resolve_builtin(str(model)) or model,  # "tiny", "metaworld": the package's own models
                 dtype=dtype,
                 device_map=device_map,
                 quantization_config=quantization_config,

@@ -41,10 +41,21 @@ def resolve_tiny(spec: str) -> Path | None:
     return tiny_model_dir(family)  # type: ignore[arg-type]
 
 
+def resolve_builtin(spec: str) -> Path | None:
+    """The local folder of a model the package makes or ships itself: a ``tiny`` spec (built on first use) or a
+    bundled model name such as ``metaworld`` (:mod:`roboreward.scoring.bundled`); ``None`` for any other spec."""
+    from roboreward.scoring.bundled import BUNDLED, bundled_model_dir
+
+    if str(spec).strip() in BUNDLED:
+        return bundled_model_dir(str(spec).strip())
+    return resolve_tiny(spec)
+
+
 def load_scorer(spec: str | None = None, **kwargs: Any) -> Scorer:
     """Build a scorer from a spec (default :data:`~roboreward.scoring.common.DEFAULT_MODEL`).
 
     * ``"tiny"`` / ``"tiny:qwen2_5_vl"`` — a tiny random Qwen-VL built offline (tests, demos without weights);
+    * ``"metaworld"`` — the bundled reward model trained on Meta-World (docs/reward_quality.md);
     * ``"openai:<model>@<base_url>"`` — :class:`~roboreward.scoring.api.ApiScorer`
       (e.g. ``openai:Qwen/Qwen3-VL-8B@http://gpu:8000/v1``); ``"vllm:<model>@<base_url>"`` — the same for a reward
       checkpoint behind ``vllm serve``, asked with the answer primed (p(1..5) without generation);
@@ -60,10 +71,10 @@ def load_scorer(spec: str | None = None, **kwargs: Any) -> Scorer:
     spec = str(DEFAULT_MODEL if spec is None else spec).strip()
     if not spec:
         raise ValueError("empty scorer spec")
-    tiny = resolve_tiny(spec)
-    if tiny is not None:
+    builtin = resolve_builtin(spec)
+    if builtin is not None:
         kwargs.setdefault("name", spec)
-        return RewardModel(tiny, **kwargs)
+        return RewardModel(builtin, **kwargs)
     api = api_scorer_from_spec(spec, **kwargs)
     if api is not None:
         return api

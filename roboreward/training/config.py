@@ -198,16 +198,16 @@ def overrides_to_argv(overrides: Sequence[str]) -> list[str]:
 # Settings derived from the recipe
 # --------------------------------------------------------------------------------------------------------------
 def resolve_model_path(name: str) -> str:
-    """``tiny:<family>`` -> a cached tiny model folder; anything else is a Hub id or local path."""
-    from roboreward.scoring.spec import resolve_tiny
+    """``tiny:<family>`` or a bundled model name -> its local folder; anything else is a Hub id or local path."""
+    from roboreward.scoring.spec import resolve_builtin
 
     if not name:
         raise RecipeError("model_name_or_path is required")
     try:
-        tiny = resolve_tiny(name)
+        builtin = resolve_builtin(name)
     except ValueError as exc:
         raise RecipeError(f"model_name_or_path: {exc}") from None
-    return str(tiny) if tiny is not None else name
+    return str(builtin) if builtin is not None else name
 
 
 def resolve_accumulation(training_args: SFTConfig, effective_batch_size: int | None, world_size: int) -> int:

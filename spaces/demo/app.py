@@ -2,8 +2,8 @@
 
 All the logic lives in :mod:`roboreward.demo`; this file only reads the settings from the environment:
 
-* ``ROBOREWARD_MODEL`` — Hub repo id, local folder, ``tiny`` or ``openai:<model>@<url>``
-  (default ``teetone/RoboReward-4B``; ``tiny``, a random model the project builds offline, when
+* ``ROBOREWARD_MODEL`` — Hub repo id, local folder, ``metaworld``, ``tiny`` or ``openai:<model>@<url>``
+  (default ``teetone/RoboReward-4B``; ``metaworld``, the bundled Meta-World reward model, when
   ``HF_HUB_OFFLINE=1``);
 * ``ROBOREWARD_DEMO_EXAMPLES`` — a dataset folder in the released layout to offer examples from;
 * ``ROBOREWARD_MAX_FILE_MB`` / ``ROBOREWARD_MAX_DURATION_S`` / ``ROBOREWARD_MAX_PIXELS`` /

