@@ -40,7 +40,8 @@ def ship(run: Path, out: Path, eval_results: list[Path], eval_model: str | None)
         model_id="metaworld",
         base_model="recipes/metaworld/model_config.json (random init)",
         dataset=(
-            "metaworld (scripts/make_metaworld_reward_data.py: 240 sessions, 4 wordings per task, clips 0.1:1,0.3:2)"
+            "metaworld (scripts/make_metaworld_reward_data.py: 480 sessions at 160x120 and 160x160, "
+            "4 wordings per task, clips 0.1:1,0.3:2)"
         ),
     )
     results = [r for p in eval_results for r in eval_results_from_leaderboard(p, eval_model)]
