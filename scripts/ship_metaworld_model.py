@@ -16,6 +16,16 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+LIMITATIONS = """
+## Limitations
+
+Trained on simulation only: the six Meta-World tasks of the bundled sample (Sawyer arm, camera `corner`, frames
+of 160x120 and 160x160, videos of 51 frames at 10 fps). It is not a reward for real robots or other scenes: use
+`teetone/RoboReward-4B` or `-8B` there. On fresh Meta-World episodes (new seeds, instruction wordings it never
+saw) its MAE is 0.65-0.72 against the best constant's 1.10, and it ranks the simulator's successes with a
+ROC-AUC of 0.83-0.86; it is weakest on button-press-topdown and window-open. Measurements, baselines and an RL
+run with it as the reward: docs/reward_quality.md in the RoboReward repository.
+"""
 KEEP = ("chat_template.jinja", "generation_config.json", "processor_config.json", "tokenizer_config.json")
 
 
@@ -45,7 +55,9 @@ def ship(run: Path, out: Path, eval_results: list[Path], eval_model: str | None)
         ),
     )
     results = [r for p in eval_results for r in eval_results_from_leaderboard(p, eval_model)]
-    (out / "README.md").write_text(str(render_model_card(info, eval_results=results)), encoding="utf-8")
+    card = str(render_model_card(info, eval_results=results))
+    card = card.replace("\n## Reference", LIMITATIONS + "\n## Reference", 1)
+    (out / "README.md").write_text(card, encoding="utf-8")
     (out / "run_info.json").write_text(json.dumps(info, indent=2) + "\n")
     size = sum(f.stat().st_size for f in out.iterdir())
     print(f"{out}: {size / 2**20:.1f} MiB")

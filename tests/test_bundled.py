@@ -26,6 +26,7 @@ def test_bundled_folder_is_small_safetensors_with_a_card():
     assert card.startswith("---\n") and "model-index" in card and "library_name: transformers" in card
     assert 'RewardModel("metaworld"' in card  # the usage snippet names the bundled model
     assert "vision tower trained" in card and "vision tower frozen" not in card  # trained from scratch, all of it
+    assert "## Limitations" in card and "simulation only" in card
 
 
 def test_unknown_bundled_name_is_refused():
