@@ -102,3 +102,14 @@ def progress_to_label(progress: float, bins: tuple[float, float, float, float] =
     if list(bins) != sorted(bins) or len(bins) != 4:
         raise ValueError(f"bins must be four increasing edges, got {bins!r}")
     return 1 + sum(p >= edge for edge in bins)
+
+
+#: A simulated failure's progress is capped here, so that label 5 (progress >= 80 %) means a simulator success.
+MAX_FAILURE_PROGRESS: float = 0.79
+
+
+def simulator_progress(success: bool, closed: float) -> float:
+    """A simulated episode's progress in [0, 1]: 1.0 on the simulator's success, else ``closed`` (the fraction of
+    the object-to-target distance closed) clipped to ``[0, MAX_FAILURE_PROGRESS]``. ``100 *`` this, through
+    :func:`progress_to_label`, is the label of the project's Meta-World data (scripts/make_metaworld_reward_data.py)."""
+    return 1.0 if success else min(max(float(closed), 0.0), MAX_FAILURE_PROGRESS)

@@ -85,8 +85,8 @@ def evaluate(data: Path, models: list[str], majority: int, batch_size: int = 8) 
         envs = np.array([s["env"] for s in sim])
         per_task = {}
         for env in sorted(set(envs)):
-            mask = envs == env
-            per_task[env] = _metrics(values[mask], scores[mask], labels[mask], [s for s in sim if s["env"] == env])
+            idx = np.flatnonzero(envs == env)
+            per_task[env] = _metrics(values[idx], scores[idx], labels[idx], [sim[i] for i in idx])
         results[spec]["per_task"] = per_task
     labels_count = collections.Counter(int(v) for v in labels)
     return {"episodes": len(rows), "labels": dict(sorted(labels_count.items())), "results": results}

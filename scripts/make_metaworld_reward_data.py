@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_sample_source import FPS, MAX_STEPS, RENDER_EVERY, TASKS, rollout  # noqa: E402
 
+from roboreward.rubric import simulator_progress  # noqa: E402
+
 #: (name, rollout kwargs); sessions pair variant s with variant s + 3 (mod len) on one seed.
 VARIANTS: list[tuple[str, dict]] = [
     ("scripted_expert", {}),
@@ -44,33 +46,68 @@ VARIANTS: list[tuple[str, dict]] = [
 
 #: Training wordings: each session takes one by its seed (the first is the bundled sample's). A model that saw a
 #: single wording per task keys on those exact tokens and falls apart on a new wording (fresh-episode MAE 0.57 vs
-#: 0.46 with the trained wording, docs/reward_quality.md); none of these is in :data:`PARAPHRASES`.
+#: 0.46 with the trained wording; with four wordings still 0.72 vs 0.59 at 160x160, docs/reward_quality.md): eight
+#: per task, none of them in :data:`PARAPHRASES`.
 TRAIN_WORDINGS: dict[str, tuple[str, ...]] = {
     "pick up the puck and place it at the target": (
         "pick up the puck and place it at the target",
         "pick the puck up and put it on the target",
         "lift the puck and place it on the goal",
         "move the puck to the goal by picking it up",
+        "grab the puck and set it on the target",
+        "carry the puck over to the target",
+        "pick the puck and drop it at the goal",
+        "lift the puck onto the target position",
     ),
-    "open the drawer": ("open the drawer", "pull open the drawer", "slide the drawer open", "open the drawer fully"),
+    "open the drawer": (
+        "open the drawer",
+        "pull open the drawer",
+        "slide the drawer open",
+        "open the drawer fully",
+        "open the drawer all the way",
+        "drag the drawer toward you",
+        "get the drawer open",
+        "pull on the drawer handle to open it",
+    ),
     "press the button from the top": (
         "press the button from the top",
         "press the button down",
         "press down on the button",
         "hit the button from the top",
+        "press the button",
+        "press the top of the button",
+        "push down the button with the gripper",
+        "press the button all the way down",
     ),
-    "open the door": ("open the door", "pull the door open", "open the door fully", "rotate the door open"),
+    "open the door": (
+        "open the door",
+        "pull the door open",
+        "open the door fully",
+        "rotate the door open",
+        "pull the door to open it",
+        "open the door wide",
+        "turn the door open on its hinge",
+        "get the door open",
+    ),
     "push the puck to the goal": (
         "push the puck to the goal",
         "push the puck onto the target",
         "slide the puck to the goal",
         "move the puck to the goal by pushing it",
+        "push the puck to the target",
+        "shove the puck onto the goal",
+        "nudge the puck to the goal",
+        "push the puck until it reaches the goal",
     ),
     "slide the window open": (
         "slide the window open",
         "open the window",
         "push the window open",
         "slide the window sideways to open it",
+        "open the window by sliding it",
+        "slide the window to open it",
+        "move the window open",
+        "push the window sideways until it is open",
     ),
 }
 
@@ -84,7 +121,6 @@ PARAPHRASES: dict[str, str] = {
     "slide the window open": "move the window sash to open it",
 }
 CAMERA = "corner"
-MAX_FAILURE_PROGRESS = 0.79
 #: Every video has this many frames: an episode that ended early (success, or the expert giving up) holds its last
 #: frame to the end. Without it the length of a video gives its label away (successes stop early, failures run to
 #: the step limit) and a model learns the length, not the scene: it then fails in RL, where episodes have one length.
@@ -122,6 +158,19 @@ def wording(instruction: str, seed: int, paraphrase: bool) -> str:
     return options[seed % len(options)]
 
 
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _write_session(sdir: Path, meta: dict, rows: list[dict]) -> None:
+    """A session's ``episodes.jsonl`` and then its ``metadata.yaml`` (written last: it marks the session done)."""
+    import yaml
+
+    sdir.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(sdir / "episodes.jsonl", rows)
+    (sdir / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
 def reword_existing(root: Path) -> int:
     """Give the sessions already in ``root`` (written with one wording per task) their :func:`wording`; returns how
     many changed. Videos are untouched; ``meta.jsonl`` is rewritten."""
@@ -139,16 +188,13 @@ def reword_existing(root: Path) -> int:
             meta["language_instruction"] = text
             for e in eps:
                 e["instruction"] = text
-            episodes.write_text("".join(json.dumps(e) + "\n" for e in eps))
-            meta_path.write_text(yaml.safe_dump(meta, sort_keys=False))
+            _write_session(meta_path.parent, meta, eps)
         rows += eps
-    (root / "meta.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write_jsonl(root / "meta.jsonl", rows)
     return changed
 
 
 def _session(out: Path, task_idx: int, s: int, seed: int, size: tuple[int, int], paraphrase: bool) -> list[dict]:
-    import yaml
-
     from roboreward.video import write_video
 
     env_name, policy_name, instruction = TASKS[task_idx]
@@ -162,7 +208,7 @@ def _session(out: Path, task_idx: int, s: int, seed: int, size: tuple[int, int],
     for side, v in (("A", s % len(VARIANTS)), ("B", (s + 3) % len(VARIANTS))):
         name, kwargs = VARIANTS[v]
         r = rollout(env_name, policy_name, seed, [CAMERA], size=size, **kwargs)
-        progress = 1.0 if r["success"] else min(r["progress"], MAX_FAILURE_PROGRESS)
+        progress = simulator_progress(r["success"], r["progress"])
         write_video(sdir / f"{side}_{name}" / "left_shoulder.mp4", pad_frames(r["frames"][CAMERA]), FPS, crf=23)
         meta["policies"][side] = {"policy_name": name, "partial_success": round(progress, 3)}
         rows.append(
@@ -178,9 +224,7 @@ def _session(out: Path, task_idx: int, s: int, seed: int, size: tuple[int, int],
                 "instruction": text,
             }
         )
-    sdir.mkdir(parents=True, exist_ok=True)
-    (sdir / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (sdir / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))  # last: marks the session done
+    _write_session(sdir, meta, rows)
     print(f"{sid}: " + ", ".join(f"{r['policy']}={r['progress']}" for r in rows), flush=True)
     return rows
 
@@ -212,7 +256,7 @@ def main() -> None:
     ]
     with mp.get_context("fork").Pool(args.workers) as pool:
         rows = [r for rs in pool.starmap(_session, jobs) for r in rs]
-    (args.out / "meta.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write_jsonl(args.out / "meta.jsonl", rows)
     ok = sum(r["success"] for r in rows)
     print(f"{len(rows)} episodes, {ok} simulator successes -> {args.out}")
 

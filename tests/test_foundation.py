@@ -9,7 +9,14 @@ import pytest
 from conftest import make_frames
 
 from roboreward.dataset import DatasetFormatError, read_split, safe_join, subset_of
-from roboreward.rubric import answer_text, check_score, parse_answer, progress_to_label, reward_prompt
+from roboreward.rubric import (
+    answer_text,
+    check_score,
+    parse_answer,
+    progress_to_label,
+    reward_prompt,
+    simulator_progress,
+)
 from roboreward.video import VideoDecodeError, probe, read_video, sample_indices, write_video
 
 
@@ -55,6 +62,12 @@ def test_progress_bins():
     assert progress_to_label(50, bins=(10, 20, 30, 90)) == 4
     with pytest.raises(ValueError, match="outside 0-100"):
         progress_to_label(101)
+
+
+def test_simulator_progress_gives_label_5_only_to_a_simulator_success():
+    labels = [progress_to_label(100 * simulator_progress(False, c)) for c in (-0.2, 0.1, 0.3, 0.5, 0.7, 0.99)]
+    assert labels == [1, 1, 2, 3, 4, 4]
+    assert simulator_progress(True, 0.2) == 1.0 and progress_to_label(100 * simulator_progress(True, 0.2)) == 5
 
 
 def test_sample_indices_uniform_ends_on_last_frame():

@@ -32,7 +32,7 @@ def test_training_wordings_never_include_the_held_out_paraphrases():
         assert options[0] == instruction  # the bundled sample's wording is one of them
         assert len(set(options)) == len(options) >= 3 and not held_out & set(options)
     assert gen.wording("open the drawer", 3, paraphrase=True) == "pull the drawer out"
-    assert {gen.wording("open the drawer", s, paraphrase=False) for s in range(8)} == set(
+    assert {gen.wording("open the drawer", s, paraphrase=False) for s in range(16)} == set(
         gen.TRAIN_WORDINGS["open the drawer"]
     )
 
@@ -54,7 +54,7 @@ def test_reword_existing_rewrites_instructions_and_keeps_everything_else(tmp_pat
     (sdir / "episodes.jsonl").write_text(json.dumps(row) + "\n")
 
     assert gen.reword_existing(tmp_path) == 1
-    expected = gen.TRAIN_WORDINGS["open the drawer"][1001 % 4]
+    expected = gen.TRAIN_WORDINGS["open the drawer"][1001 % len(gen.TRAIN_WORDINGS["open the drawer"])]
     assert yaml.safe_load((sdir / "metadata.yaml").read_text())["language_instruction"] == expected
     rows = [json.loads(x) for x in (tmp_path / "meta.jsonl").read_text().splitlines()]
     assert rows == [dict(row, instruction=expected)] and video.read_bytes() == b"not touched"
