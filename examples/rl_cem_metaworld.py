@@ -4,12 +4,16 @@ The base policy is Meta-World's scripted expert made unreliable: a fixed miscali
 actions and Gaussian action noise ``--noise`` (on drawer-open-v3 the defaults leave about 17% success). RL steers
 it: the cross-entropy method (CEM) searches an action offset ``theta`` (``--steer offset``; ``offset-gain`` adds a
 per-dimension gain), ``action = clip((1 + gain) * expert(obs) + bias + theta + noise)``, and ranks candidates by
-their episodic reward. Four arms, each over ``--seeds`` (mean and spread across seeds):
+their episodic reward. Five arms, each over ``--seeds`` (mean and spread across seeds):
 
 * ``base``: the base policy (theta = 0), no RL;
 * ``model``: CEM with the reward of ``--model`` (through :class:`roboreward.rl.RewardWrapper`, E[score] on [0, 1]);
 * ``oracle``: CEM with the simulator's success (at any step, as Meta-World counts it) as the reward (the "human
   reward" upper bound);
+* ``oracle-progress``: CEM with the label the project's Meta-World data gives an episode, from the simulator's
+  success and progress (:func:`roboreward.rubric.simulator_progress` through
+  :func:`~roboreward.rubric.progress_to_label`, on [0, 1]): the annotator the reward model learnt to imitate, a
+  dense 1-5 reward like a human's progress score;
 * ``random``: CEM with the reward of ``--random-model`` (the tiny randomly initialised model: a bad reward).
 
 Every candidate policy is judged by the same thing at the end: the simulator's success on ``--eval-episodes``
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from roboreward.rl import RewardWrapper, lighten_mujoco_rendering, setup_headless_mujoco
+from roboreward.rubric import progress_to_label, simulator_progress
 
 #: The instructions of the project's Meta-World data (scripts/make_sample_source.py).
 INSTRUCTIONS = {
@@ -55,7 +60,7 @@ INSTRUCTIONS = {
 DEFAULT_BIAS = {"drawer-open-v3": (0.0, -0.2, 0.0, 0.0), "reach-v3": (0.15, 0.0, 0.0, 0.0)}
 #: Steps per episode: the length of the bundled model's training episodes (150 steps, 51 frames).
 DEFAULT_STEPS = 150
-ARMS = ("base", "model", "oracle", "random")
+ARMS = ("base", "model", "oracle", "oracle-progress", "random")
 EVAL_LAYOUT_OFFSET = 1_000_000  # evaluation layouts never coincide with training layouts
 
 
@@ -145,14 +150,21 @@ class Rollouts:
         return np.clip(gain * expert + self.bias + theta[:4] + noise, -1.0, 1.0)
 
     def episode(
-        self, theta: np.ndarray, layout: int, wrapper: RewardWrapper | None = None, noise_seed: int = 0
+        self,
+        theta: np.ndarray,
+        layout: int,
+        wrapper: RewardWrapper | None = None,
+        noise_seed: int = 0,
+        oracle: str = "success",
     ) -> tuple[float, bool]:
         """(episodic reward, simulator success) of one episode on ``layout``.
 
         Success is Meta-World's: ``info["success"]`` at any step. The flag at the last step is not used: once the
         simulation goes unstable (``MujocoException``, common when a noisy policy keeps pushing an opened door),
         Meta-World returns ``success=False`` for every later step whatever the scene shows. The reward is the
-        wrapper's (the reward model's) when given, else the success itself (the oracle)."""
+        wrapper's (the reward model's) when given, else the simulator's (the oracles): the success itself
+        (``oracle="success"``) or the episode's label from its success and the distance closed, on [0, 1]
+        (``oracle="progress"``)."""
         from gymnasium.utils import seeding
 
         env = wrapper if wrapper is not None else self.env
@@ -160,15 +172,19 @@ class Rollouts:
         env.unwrapped.np_random, _ = seeding.np_random(layout)
         obs, _ = env.reset(seed=layout)
         rng = np.random.default_rng([layout, noise_seed])
-        success = False
+        success, first_dist = False, None
         while True:
             obs, _, terminated, truncated, info = env.step(self.action(theta, obs, rng))
             success = success or bool(info["success"])
+            first_dist = first_dist or max(float(info["obj_to_target"]), 1e-6)
             if terminated or truncated:
                 break
-        if wrapper is None:
+        if wrapper is not None:
+            return float(info["reward_model"]["reward"]), success
+        if oracle == "success":
             return float(success), success
-        return float(info["reward_model"]["reward"]), success
+        closed = 1.0 - float(info["obj_to_target"]) / first_dist
+        return (progress_to_label(100 * simulator_progress(success, closed)) - 1) / 4, success
 
     def success_rate(self, theta: np.ndarray, episodes: int, seed: int) -> float:
         """The true success of ``theta`` on the held-out layouts (no rendering; the noise drawn from ``seed``)."""
@@ -236,10 +252,11 @@ def run(args: argparse.Namespace, scorers: dict[str, Any] | None = None, log: Ca
                 log("  same reward model as the 'model' arm: its results (deterministic) are reused")
                 results["arms"][arm] = {"per_seed": results["arms"]["model"]["per_seed"], "same_as": "model"}
                 continue
-            if arm == "oracle":
+            if arm in ("oracle", "oracle-progress"):
+                kind = "success" if arm == "oracle" else "progress"
 
-                def reward(theta: np.ndarray, layout: int) -> tuple[float, bool]:
-                    return rollouts.episode(theta, layout, noise_seed=layout)
+                def reward(theta: np.ndarray, layout: int, kind: str = kind) -> tuple[float, bool]:
+                    return rollouts.episode(theta, layout, noise_seed=layout, oracle=kind)
             else:
                 spec = args.model if arm == "model" else args.random_model
                 if spec not in scorers:
@@ -275,6 +292,7 @@ def table(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     what = {"base": "none (theta = 0)", "model": f"`{s['model']}`", "oracle": "simulator success"}
+    what["oracle-progress"] = "simulator progress label"
     what["random"] = f"`{s['random_model']}` (random)"
     for arm, res in results["arms"].items():
         per = ", ".join(f"{h['success'][-1]:.2f}" for h in res["per_seed"])
