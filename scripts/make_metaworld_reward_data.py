@@ -155,7 +155,12 @@ def wording(instruction: str, seed: int, paraphrase: bool) -> str:
     if paraphrase:
         return PARAPHRASES[instruction]
     options = TRAIN_WORDINGS[instruction]
-    return options[seed % len(options)]
+    # Drawn from the seed, never ``seed % n``: a session's pair of variants is ``s % len(VARIANTS)`` and the seeds are
+    # ``offset + 1000 * task + s`` with offsets and 1000 multiples of 8, so a wording picked by ``seed % 8`` named the
+    # policy that made the episode, a label leak a model learns instead of the video.
+    import numpy as np
+
+    return options[int(np.random.default_rng([seed, 0x5EED]).integers(len(options)))]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

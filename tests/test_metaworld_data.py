@@ -32,9 +32,21 @@ def test_training_wordings_never_include_the_held_out_paraphrases():
         assert options[0] == instruction  # the bundled sample's wording is one of them
         assert len(set(options)) == len(options) >= 3 and not held_out & set(options)
     assert gen.wording("open the drawer", 3, paraphrase=True) == "pull the drawer out"
-    assert {gen.wording("open the drawer", s, paraphrase=False) for s in range(16)} == set(
+    assert {gen.wording("open the drawer", s, paraphrase=False) for s in range(64)} == set(
         gen.TRAIN_WORDINGS["open the drawer"]
     )
+
+
+def test_the_wording_does_not_tell_the_policy():
+    """A session's variants follow ``s % len(VARIANTS)``; its wording must not (with ``seed % 8`` it did, and a model
+    read the policy, so the label, off the instruction)."""
+    gen = _generator()
+    options = gen.TRAIN_WORDINGS["open the drawer"]
+    for offset in (0, 10000, 20000):
+        for v in range(len(gen.VARIANTS)):
+            seeds = [offset + 1000 + s for s in range(800) if s % len(gen.VARIANTS) == v]
+            used = {gen.wording("open the drawer", seed, paraphrase=False) for seed in seeds}
+            assert used == set(options), (offset, v)
 
 
 def test_reword_existing_rewrites_instructions_and_keeps_everything_else(tmp_path: Path):
@@ -54,7 +66,7 @@ def test_reword_existing_rewrites_instructions_and_keeps_everything_else(tmp_pat
     (sdir / "episodes.jsonl").write_text(json.dumps(row) + "\n")
 
     assert gen.reword_existing(tmp_path) == 1
-    expected = gen.TRAIN_WORDINGS["open the drawer"][1001 % len(gen.TRAIN_WORDINGS["open the drawer"])]
+    expected = gen.wording("open the drawer", 1001, paraphrase=False)
     assert yaml.safe_load((sdir / "metadata.yaml").read_text())["language_instruction"] == expected
     rows = [json.loads(x) for x in (tmp_path / "meta.jsonl").read_text().splitlines()]
     assert rows == [dict(row, instruction=expected)] and video.read_bytes() == b"not touched"
