@@ -4,7 +4,7 @@ The base policy is Meta-World's scripted expert made unreliable: a fixed miscali
 actions and Gaussian action noise ``--noise`` (on drawer-open-v3 the defaults leave about 17% success). RL steers
 it: the cross-entropy method (CEM) searches an action offset ``theta`` (``--steer offset``; ``offset-gain`` adds a
 per-dimension gain), ``action = clip((1 + gain) * expert(obs) + bias + theta + noise)``, and ranks candidates by
-their episodic reward. Five arms, each over ``--seeds`` (mean and spread across seeds):
+their episodic reward. Six arms, each over ``--seeds`` (mean and spread across seeds):
 
 * ``base``: the base policy (theta = 0), no RL;
 * ``model``: CEM with the reward of ``--model`` (through :class:`roboreward.rl.RewardWrapper`, E[score] on [0, 1]);
@@ -14,6 +14,8 @@ their episodic reward. Five arms, each over ``--seeds`` (mean and spread across 
   success and progress (:func:`roboreward.rubric.simulator_progress` through
   :func:`~roboreward.rubric.progress_to_label`, on [0, 1]): the annotator the reward model learnt to imitate, a
   dense 1-5 reward like a human's progress score;
+* ``oracle-distance``: CEM with the simulator's progress itself, unbinned (1.0 on success, else the fraction of
+  the distance closed, capped at 0.79): the densest ground truth there is;
 * ``random``: CEM with the reward of ``--random-model`` (the tiny randomly initialised model: a bad reward).
 
 Every candidate policy is judged by the same thing at the end: the simulator's success on ``--eval-episodes``
@@ -60,7 +62,7 @@ INSTRUCTIONS = {
 DEFAULT_BIAS = {"drawer-open-v3": (0.0, -0.2, 0.0, 0.0), "reach-v3": (0.15, 0.0, 0.0, 0.0)}
 #: Steps per episode: the length of the bundled model's training episodes (150 steps, 51 frames).
 DEFAULT_STEPS = 150
-ARMS = ("base", "model", "oracle", "oracle-progress", "random")
+ARMS = ("base", "model", "oracle", "oracle-progress", "oracle-distance", "random")
 EVAL_LAYOUT_OFFSET = 1_000_000  # evaluation layouts never coincide with training layouts
 
 
@@ -163,8 +165,8 @@ class Rollouts:
         simulation goes unstable (``MujocoException``, common when a noisy policy keeps pushing an opened door),
         Meta-World returns ``success=False`` for every later step whatever the scene shows. The reward is the
         wrapper's (the reward model's) when given, else the simulator's (the oracles): the success itself
-        (``oracle="success"``) or the episode's label from its success and the distance closed, on [0, 1]
-        (``oracle="progress"``)."""
+        (``oracle="success"``), the episode's label from its success and the distance closed, on [0, 1]
+        (``oracle="progress"``), or that progress unbinned (``oracle="distance"``)."""
         from gymnasium.utils import seeding
 
         env = wrapper if wrapper is not None else self.env
@@ -183,8 +185,10 @@ class Rollouts:
             return float(info["reward_model"]["reward"]), success
         if oracle == "success":
             return float(success), success
-        closed = 1.0 - float(info["obj_to_target"]) / first_dist
-        return (progress_to_label(100 * simulator_progress(success, closed)) - 1) / 4, success
+        progress = simulator_progress(success, 1.0 - float(info["obj_to_target"]) / first_dist)
+        if oracle == "distance":
+            return progress, success
+        return (progress_to_label(100 * progress) - 1) / 4, success
 
     def success_rate(self, theta: np.ndarray, episodes: int, seed: int) -> float:
         """The true success of ``theta`` on the held-out layouts (no rendering; the noise drawn from ``seed``)."""
@@ -252,8 +256,8 @@ def run(args: argparse.Namespace, scorers: dict[str, Any] | None = None, log: Ca
                 log("  same reward model as the 'model' arm: its results (deterministic) are reused")
                 results["arms"][arm] = {"per_seed": results["arms"]["model"]["per_seed"], "same_as": "model"}
                 continue
-            if arm in ("oracle", "oracle-progress"):
-                kind = "success" if arm == "oracle" else "progress"
+            if arm.startswith("oracle"):
+                kind = arm.partition("-")[2] or "success"
 
                 def reward(theta: np.ndarray, layout: int, kind: str = kind) -> tuple[float, bool]:
                     return rollouts.episode(theta, layout, noise_seed=layout, oracle=kind)
@@ -293,6 +297,7 @@ def table(results: dict[str, Any]) -> str:
     ]
     what = {"base": "none (theta = 0)", "model": f"`{s['model']}`", "oracle": "simulator success"}
     what["oracle-progress"] = "simulator progress label"
+    what["oracle-distance"] = "simulator progress (unbinned)"
     what["random"] = f"`{s['random_model']}` (random)"
     for arm, res in results["arms"].items():
         per = ", ".join(f"{h['success'][-1]:.2f}" for h in res["per_seed"])

@@ -580,21 +580,25 @@ def test_cem_with_the_simulator_reward_improves_on_the_base_policy():
 
 @pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
 def test_cem_example_ci_sized_with_the_tiny_model(tiny_scorer, tmp_path, capsys):
-    """The whole comparison script at a CI size: all five arms, three seeds, table, results and plot."""
+    """The whole comparison script at a CI size: all six arms, three seeds, table, results and plot."""
     cem = _cem_example()
     argv = ["--model", "tiny-test", "--random-model", "tiny-test", "--iterations", "2", "--population", "3"]
     argv += ["--elites", "1", "--eval-episodes", "2", "--steps", "24", "--size", "32x32", "--stride", "12"]
     assert cem.main([*argv, "--out", str(tmp_path)], scorers={"tiny-test": tiny_scorer}) == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert list(results["arms"]) == ["base", "model", "oracle", "oracle-progress", "random"]
+    assert list(results["arms"]) == ["base", "model", "oracle", "oracle-progress", "oracle-distance", "random"]
     for history in results["arms"]["oracle-progress"]["per_seed"]:  # means of 3 labels (quarters of [0, 1])
         assert all(0.0 <= r <= 1.0 and abs(12 * r - round(12 * r)) < 1e-9 for r in history["reward"])
+    progress, distance = (results["arms"][a]["per_seed"] for a in ("oracle-progress", "oracle-distance"))
+    for p_history, d_history in zip(progress, distance, strict=True):
+        # the first iteration's candidates are the same in both arms: the label is the distance binned
+        assert abs(p_history["reward"][0] - d_history["reward"][0]) < 0.25
     model = results["arms"]["model"]
     assert len(model["per_seed"]) == 3 and results["arms"]["random"]["same_as"] == "model"
     for history in model["per_seed"]:
         assert len(history["success"]) == 3 and all(0.0 <= r <= 1.0 for r in history["reward"])
     table = (tmp_path / "table.md").read_text()
-    assert table.count("\n| ") == 6 and "± " in table and table in capsys.readouterr().out
+    assert table.count("\n| ") == 7 and "± " in table and table in capsys.readouterr().out
     assert (tmp_path / "success_vs_iterations.png").stat().st_size > 5000
     with pytest.raises(SystemExit):
         cem.parse_args(["--elites", "9", "--population", "4"])
