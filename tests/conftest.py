@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+import types
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -49,6 +52,15 @@ def tiny_qwen3(tiny_cache) -> Path:
     from roboreward.scoring.tiny import build_tiny_model
 
     return build_tiny_model(tiny_cache / "qwen3", "qwen3")
+
+
+def load_module(path: Path) -> types.ModuleType:
+    """A script or example (not part of the package) imported from its file and registered under its stem."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_frames(n: int = 12, h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_module
 
 from roboreward.scoring import load_scorer, resolve_builtin
 from roboreward.scoring.bundled import BUNDLED, bundled_model_dir, bundled_source
@@ -31,14 +32,7 @@ def test_bundled_folder_is_small_safetensors_with_a_card():
 
 def test_the_card_limitations_take_their_figures_from_the_quality_report(tmp_path: Path):
     """scripts/ship_metaworld_model.py writes the fresh-episode figures of the report it is given, none fixed."""
-    import importlib.util
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(repo / "scripts"))
-    spec = importlib.util.spec_from_file_location("ship_metaworld_model", repo / "scripts" / "ship_metaworld_model.py")
-    ship = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship)
+    ship = load_module(Path(__file__).resolve().parents[1] / "scripts" / "ship_metaworld_model.py")
     task = {"mae": 0.5, "success_roc_auc": 0.9}
     per_task = {"a-v3": dict(task, success_roc_auc=0.6), "b-v3": task, "c-v3": dict(task, success_roc_auc=0.7)}
     rows = {"best constant (4)": {"mae": 1.25}, "tiny": {"mae": 1.2, "success_roc_auc": 0.5}}

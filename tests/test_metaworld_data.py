@@ -3,24 +3,17 @@ sessions take one of several wordings per task, evaluation sessions a held-out o
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import yaml
+from conftest import load_module
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _generator():
-    sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location(
-        "make_metaworld_reward_data", SCRIPTS / "make_metaworld_reward_data.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(SCRIPTS / "make_metaworld_reward_data.py")
 
 
 def test_training_wordings_never_include_the_held_out_paraphrases():
