@@ -63,6 +63,8 @@ DEFAULT_BIAS = {"drawer-open-v3": (0.0, -0.2, 0.0, 0.0), "reach-v3": (0.15, 0.0,
 #: Steps per episode: the length of the bundled model's training episodes (150 steps, 51 frames).
 DEFAULT_STEPS = 150
 ARMS = ("base", "model", "oracle", "oracle-progress", "oracle-distance", "random")
+#: The oracle arms and the simulator reward each is given (:meth:`Rollouts.episode`'s ``oracle``).
+ORACLES = {"oracle": "success", "oracle-progress": "progress", "oracle-distance": "distance"}
 EVAL_LAYOUT_OFFSET = 1_000_000  # evaluation layouts never coincide with training layouts
 
 
@@ -188,7 +190,9 @@ class Rollouts:
         progress = simulator_progress(success, 1.0 - float(info["obj_to_target"]) / first_dist)
         if oracle == "distance":
             return progress, success
-        return (progress_to_label(100 * progress) - 1) / 4, success
+        if oracle == "progress":
+            return (progress_to_label(100 * progress) - 1) / 4, success
+        raise ValueError(f"unknown oracle {oracle!r}; choose from {sorted(ORACLES.values())}")
 
     def success_rate(self, theta: np.ndarray, episodes: int, seed: int) -> float:
         """The true success of ``theta`` on the held-out layouts (no rendering; the noise drawn from ``seed``)."""
@@ -256,8 +260,8 @@ def run(args: argparse.Namespace, scorers: dict[str, Any] | None = None, log: Ca
                 log("  same reward model as the 'model' arm: its results (deterministic) are reused")
                 results["arms"][arm] = {"per_seed": results["arms"]["model"]["per_seed"], "same_as": "model"}
                 continue
-            if arm.startswith("oracle"):
-                kind = arm.partition("-")[2] or "success"
+            if arm in ORACLES:
+                kind = ORACLES[arm]
 
                 def reward(theta: np.ndarray, layout: int, kind: str = kind) -> tuple[float, bool]:
                     return rollouts.episode(theta, layout, noise_seed=layout, oracle=kind)

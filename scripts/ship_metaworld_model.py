@@ -23,12 +23,16 @@ DATASET = (
 )
 
 
+#: Rows of the quality report that are baselines, not the shipped model.
+BASELINES = ("majority", "best constant", "simulator success", "tiny")
+
+
 def _span(rows: list[dict], key: str) -> str:
     low, high = (f"{f(r[key] for r in rows):.2f}" for f in (min, max))
     return low if low == high else f"{low}-{high}"
 
 
-def limitations(quality: Path | None, model: str | None = None) -> str:
+def limitations(quality: Path | None) -> str:
     """The card's Limitations section; its figures come from ``scripts/eval_metaworld_reward.py``'s report."""
     text = (
         "\n## Limitations\n\nTrained on simulation only: the six Meta-World tasks of the bundled sample (Sawyer arm, "
@@ -38,7 +42,7 @@ def limitations(quality: Path | None, model: str | None = None) -> str:
     if quality is not None:
         report = json.loads(quality.read_text())
         sets = list(report["data"].values())
-        model = model or next(k for k in sets[0]["results"] if not k.startswith(BASELINES))
+        model = next(k for k in sets[0]["results"] if not k.startswith(BASELINES))
         ours = [d["results"][model] for d in sets]
         const = [v for d in sets for k, v in d["results"].items() if k.startswith("best constant")]
         per_task: dict[str, list[float]] = {}
@@ -58,8 +62,6 @@ def limitations(quality: Path | None, model: str | None = None) -> str:
     )
 
 
-#: Rows of the quality report that are baselines, not the shipped model.
-BASELINES = ("majority", "best constant", "simulator success", "tiny")
 KEEP = ("chat_template.jinja", "generation_config.json", "processor_config.json", "tokenizer_config.json")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import load_module
 
 from roboreward.evaluation.agreement import agreement
 from roboreward.rl import (
@@ -493,10 +493,7 @@ def test_metaworld_with_the_tiny_model_sync_and_async_agree(tiny_scorer):
 
 
 def test_metaworld_example_end_to_end(tiny_qwen3_vl, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("metaworld_reward", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    sys.modules["metaworld_reward"] = example
-    spec.loader.exec_module(example)
+    example = load_module(EXAMPLE)
     argv = ["--model", str(tiny_qwen3_vl), "--episodes", "1", "--noise", "0", "1", "--steps", "12", "--size", "64"]
     assert example.main([*argv, "--async", "--out", str(tmp_path), "--save-videos"]) == 0
     out = capsys.readouterr().out
@@ -551,11 +548,7 @@ CEM_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rl_cem_metawor
 
 
 def _cem_example():
-    spec = importlib.util.spec_from_file_location("rl_cem_metaworld", CEM_EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rl_cem_metaworld"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module(CEM_EXAMPLE)
 
 
 @pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
@@ -576,6 +569,18 @@ def test_cem_with_the_simulator_reward_improves_on_the_base_policy():
     for history in oracle["per_seed"]:  # the oracle's reward is the rollouts' own success
         assert history["reward"] == history["rollout_success"] and len(history["success"]) == 4
         assert len(history["theta"]) == 4 and len(history["theta"][0]) == 4
+
+
+@pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
+def test_cem_rollouts_refuse_an_unknown_oracle():
+    cem = _cem_example()
+    rollouts = cem.Rollouts(cem.parse_args(["--steps", "3", "--size", "32x32"]))
+    try:
+        assert rollouts.episode(np.zeros(4), 0, oracle="distance")[0] >= 0.0
+        with pytest.raises(ValueError, match="unknown oracle 'bogus'"):
+            rollouts.episode(np.zeros(4), 0, oracle="bogus")
+    finally:
+        rollouts.close()
 
 
 @pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
